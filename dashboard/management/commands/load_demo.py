@@ -1,0 +1,103 @@
+"""Set up the demo: one person per role, a site admin, and two projects.
+
+Runs through the same services as the site. Running it again changes nothing; passwords are
+printed only for people it creates (and kept in var/demo-people.txt for the newcomer).
+"""
+
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from governance.access import services
+from governance.access.models import Membership, Project
+from governance.access.roles import Role
+
+PEOPLE = [
+    # username, first name, last name, role in the demo projects (None: site admin)
+    ("admin", "Ada", "Admin", None),
+    ("priya", "Priya", "Patel", Role.PRODUCT_OWNER),
+    ("sam", "Sam", "Okafor", Role.DATA_SCIENTIST),
+    ("mei", "Mei", "Lin", Role.ML_ENGINEER),
+    ("alex", "Alex", "Novak", Role.AUDITOR),
+    ("val", "Val", "Romero", Role.VIEWER),
+]
+
+PROJECTS = [
+    (
+        "credit-risk",
+        "Credit risk scoring",
+        "Scores consumer loan applications. Releases need a product owner and an ML engineer; "
+        "bias across age groups is reviewed before every production release.",
+        ["priya", "sam", "mei", "alex", "val"],
+    ),
+    (
+        "churn",
+        "Customer churn",
+        "Predicts which subscribers are likely to leave next month, for the retention team.",
+        ["priya", "sam", "mei", "alex"],
+    ),
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo people and projects (idempotent)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--password", help="Give every new demo person this password instead of a random one."
+        )
+
+    def handle(self, *args: object, password: str | None = None, **options: object) -> None:
+        User = get_user_model()  # noqa: N806
+        created: list[tuple[str, str, str]] = []
+        with transaction.atomic():
+            people = {}
+            for username, first, last, role in PEOPLE:
+                user = User.objects.filter(username=username).first()
+                if user is None:
+                    secret = password or secrets.token_urlsafe(9)
+                    user = User.objects.create_user(
+                        username=username,
+                        email=f"{username}@example.com",
+                        password=secret,
+                        first_name=first,
+                        last_name=last,
+                        is_staff=role is None,
+                        is_superuser=role is None,
+                    )
+                    created.append((username, secret, Role(role).label if role else "Site admin"))
+                people[username] = (user, role)
+            admin = people["admin"][0]
+            for slug, name, description, members in PROJECTS:
+                project = Project.objects.filter(slug=slug).first()
+                if project is None:
+                    owner = people[members[0]][0]
+                    project = services.create_project(
+                        actor=admin, slug=slug, name=name, description=description, owner=owner
+                    )
+                present = set(
+                    Membership.objects.filter(project=project).values_list(
+                        "user__username", flat=True
+                    )
+                )
+                for username in members:
+                    if username not in present:
+                        user, role = people[username]
+                        services.add_member(actor=admin, project=project, user=user, role=role)
+        self._report(created)
+
+    def _report(self, created: list[tuple[str, str, str]]) -> None:
+        if not created:
+            self.stdout.write("Demo already set up; the passwords are in var/demo-people.txt.")
+            return
+        lines = [f"  {username:<8} {secret:<16} {role}" for username, secret, role in created]
+        table = "\n".join(["Demo people (username, password, role):", *lines])
+        path = Path(settings.VAR_DIR) / "demo-people.txt"
+        with path.open("a") as handle:
+            handle.write(table + "\n")
+        path.chmod(0o600)
+        self.stdout.write(self.style.SUCCESS(table))

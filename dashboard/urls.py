@@ -1,0 +1,76 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from dashboard.forms import QueuedPasswordResetForm
+from dashboard.views import access, errors, health
+
+auth_patterns = [
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "account/password/",
+        auth_views.PasswordChangeView.as_view(success_url="/account/password/done/"),
+        name="password_change",
+    ),
+    path(
+        "account/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
+    path(
+        "password-reset/",
+        auth_views.PasswordResetView.as_view(form_class=QueuedPasswordResetForm),
+        name="password_reset",
+    ),
+    path(
+        "password-reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password-reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+]
+
+urlpatterns = [
+    path("", access.home, name="home"),
+    *auth_patterns,
+    path("account/", access.profile, name="profile"),
+    path("account/tokens/", access.token_create, name="token_create"),
+    path("account/tokens/<int:token_id>/revoke/", access.token_revoke, name="token_revoke"),
+    path("projects/new/", access.project_new, name="project_new"),
+    path("projects/<slug:slug>/", access.project_overview, name="project_overview"),
+    path("projects/<slug:slug>/members/", access.project_members, name="project_members"),
+    path(
+        "projects/<slug:slug>/members/<int:membership_id>/role/",
+        access.member_role,
+        name="member_role",
+    ),
+    path(
+        "projects/<slug:slug>/members/<int:membership_id>/remove/",
+        access.member_remove,
+        name="member_remove",
+    ),
+    path("projects/<slug:slug>/settings/", access.project_settings, name="project_settings"),
+    path("projects/<slug:slug>/archive/", access.project_archive, name="project_archive"),
+    path("api/v1/", include("dashboard.api.urls")),
+    path("healthz", health.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = errors.bad_request
+handler403 = errors.permission_denied
+handler404 = errors.page_not_found
+handler500 = errors.server_error

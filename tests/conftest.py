@@ -1,0 +1,108 @@
+"""The cast, the project they share, and the switches for tests that need real services."""
+
+import os
+import uuid
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+
+from governance.access.roles import Role
+from tests.factories import AdminFactory, UserFactory, make_project
+
+PASSWORD = "correct horse battery"
+
+
+def needs(what: str, available: bool, variable: str) -> None:
+    """Skip unless `what` is available; fail instead when `variable` says it is required."""
+    if available:
+        return
+    if os.environ.get(variable) == "1":
+        pytest.fail(f"{what} is required here ({variable}=1) but is not available")
+    pytest.skip(f"{what} is not available")
+
+
+@pytest.fixture
+def needs_postgres() -> None:
+    needs("PostgreSQL", connection.vendor == "postgresql", "QUORUM_REQUIRE_SERVICES")
+
+
+@pytest.fixture
+def needs_redis(settings) -> None:
+    needs("Redis", bool(settings.REDIS_URL), "QUORUM_REQUIRE_SERVICES")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _test_run_isolation():
+    """Static files straight from the finders, fast hashing, and a Celery queue of our own."""
+    from dashboard.celery import app
+
+    app.conf.task_default_queue = f"quorum-test-{uuid.uuid4().hex[:8]}"
+    storages = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    # Hashing passwords properly is slow by design; tests make many people.
+    hashers = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    with override_settings(STORAGES=storages, PASSWORD_HASHERS=hashers):
+        yield
+
+
+@pytest.fixture
+def admin_user(db):
+    return AdminFactory(username="ada")
+
+
+@pytest.fixture
+def owner(db):
+    return UserFactory(username="olivia")
+
+
+@pytest.fixture
+def scientist(db):
+    return UserFactory(username="sam")
+
+
+@pytest.fixture
+def engineer(db):
+    return UserFactory(username="mei")
+
+
+@pytest.fixture
+def auditor(db):
+    return UserFactory(username="alex")
+
+
+@pytest.fixture
+def viewer(db):
+    return UserFactory(username="val")
+
+
+@pytest.fixture
+def outsider(db):
+    return UserFactory(username="oscar")
+
+
+@pytest.fixture
+def project(admin_user, owner, scientist, engineer, auditor, viewer):
+    return make_project(
+        admin=admin_user,
+        owner=owner,
+        members={
+            scientist: Role.DATA_SCIENTIST,
+            engineer: Role.ML_ENGINEER,
+            auditor: Role.AUDITOR,
+            viewer: Role.VIEWER,
+        },
+    )
+
+
+@pytest.fixture
+def login(client):
+    """Log `user` in on the test client and return the client."""
+
+    def _login(user):
+        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        return client
+
+    return _login
