@@ -1,7 +1,9 @@
 """The cast, the project they share, and the switches for tests that need real services."""
 
 import os
+import time
 import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.db import connection
@@ -106,3 +108,28 @@ def login(client):
         return client
 
     return _login
+
+
+class RunningWorker:
+    """A real Celery worker consuming this run's queue from the configured broker."""
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                pytest.fail(f"the worker did not get there within {timeout} s")
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def celery_worker(transactional_db) -> Iterator[RunningWorker]:
+    """A worker thread on the real broker (files under var/, or Redis), for tests whose data
+    the worker must see: they need committed transactions, hence `transactional_db`."""
+    from celery.contrib.testing.worker import start_worker
+
+    from dashboard.celery import app
+
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10
+    ):
+        yield RunningWorker()

@@ -4,4 +4,6 @@ folder of its own, so it never touches the site's database, mail or queue under 
 import os
 import tempfile
 
-os.environ["QUORUM_VAR_DIR"] = tempfile.mkdtemp(prefix="quorum-test-")
+var = tempfile.mkdtemp(prefix="quorum-test-")
+os.makedirs(os.path.join(var, "static"))  # WhiteNoise looks for STATIC_ROOT at start
+os.environ["QUORUM_VAR_DIR"] = var
