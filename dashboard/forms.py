@@ -1,16 +1,15 @@
 """Forms check the shape of what people type; services check what it means."""
 
 from datetime import timedelta
-from functools import partial
 
 from django import forms
-from django.contrib.auth.forms import PasswordResetForm
-from django.db import transaction
+from django.contrib.auth.forms import PasswordChangeForm, PasswordResetForm, SetPasswordForm
+from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest
 
+from governance.access import services
 from governance.access.models import SLUG_PATTERN
 from governance.access.roles import Role
-from governance.access.tasks import send_password_reset_email
 from governance.errors import DomainError
 
 
@@ -73,13 +72,24 @@ class QueuedPasswordResetForm(PasswordResetForm):
         request: HttpRequest | None = None,
         **kwargs: object,
     ) -> None:
-        domain = domain_override or (request.get_host() if request else "localhost")
-        for user in self.get_users(self.cleaned_data["email"]):
-            transaction.on_commit(
-                partial(
-                    send_password_reset_email.delay,
-                    user_id=user.pk,
-                    domain=domain,
-                    use_https=use_https,
-                )
-            )
+        services.request_password_reset(
+            email=self.cleaned_data["email"],
+            domain=domain_override or (request.get_host() if request else "localhost"),
+            use_https=use_https,
+        )
+
+
+class AuditedPasswordChangeForm(PasswordChangeForm):
+    def save(self, commit: bool = True) -> AbstractBaseUser:
+        password = self.cleaned_data["new_password1"]
+        services.set_password(actor=self.user, user=self.user, password=password, reason="changed")
+        return self.user
+
+
+class AuditedSetPasswordForm(SetPasswordForm):
+    """The form behind the emailed reset link."""
+
+    def save(self, commit: bool = True) -> AbstractBaseUser:
+        password = self.cleaned_data["new_password1"]
+        services.set_password(actor=None, user=self.user, password=password, reason="reset")
+        return self.user

@@ -2,7 +2,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard.forms import QueuedPasswordResetForm
+from dashboard.forms import (
+    AuditedPasswordChangeForm,
+    AuditedSetPasswordForm,
+    QueuedPasswordResetForm,
+)
 from dashboard.views import access, errors, health
 
 auth_patterns = [
@@ -14,7 +18,9 @@ auth_patterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "account/password/",
-        auth_views.PasswordChangeView.as_view(success_url="/account/password/done/"),
+        auth_views.PasswordChangeView.as_view(
+            form_class=AuditedPasswordChangeForm, success_url="/account/password/done/"
+        ),
         name="password_change",
     ),
     path(
@@ -34,7 +40,7 @@ auth_patterns = [
     ),
     path(
         "password-reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        auth_views.PasswordResetConfirmView.as_view(form_class=AuditedSetPasswordForm),
         name="password_reset_confirm",
     ),
     path(

@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from governance.access.errors import InvalidToken
 from governance.access.models import ApiToken
 from governance.access.services import authenticate_api_token
+from governance.audit import context
 
 
 class BearerTokenAuthentication(BaseAuthentication):
@@ -23,6 +24,7 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed("Unknown API token.", code="invalid_token") from None
         except InvalidToken as error:
             raise AuthenticationFailed(error.message, code="invalid_token") from None
+        context.note_token(token.prefix)
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:

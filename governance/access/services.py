@@ -6,6 +6,7 @@ Memberships and the guardian permissions they grant change together, here and no
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Permission
@@ -41,6 +42,7 @@ from governance.access.models import (
 )
 from governance.access.permissions import require, require_admin
 from governance.access.roles import ROLE_CAPABILITIES, Capability, Role
+from governance.audit.services import record
 from governance.errors import Conflict, InvalidInput
 
 User = get_user_model()
@@ -82,6 +84,21 @@ def create_project(
             raise SlugTaken(fields={"slug": [SlugTaken.default_message]}) from exc
         membership = Membership.objects.create(project=project, user=owner, role=Role.PRODUCT_OWNER)
         _grant(membership)
+        after = {"slug": slug, "name": name, "description": description}
+        record(
+            actor=actor,
+            action="project.created",
+            target=project,
+            project=project,
+            payload={"after": after},
+        )
+        record(
+            actor=actor,
+            action="membership.added",
+            target=membership,
+            project=project,
+            payload={"after": _member_state(membership)},
+        )
     return project
 
 
@@ -93,10 +110,19 @@ def rename_project(
     name = _clean_name(name)
     with transaction.atomic():
         project = _lock_active(project)
+        before = {"name": project.name, "description": project.description}
         project.name = name
         if description is not None:
             project.description = description
         project.save(update_fields=["name", "description"])
+        after = {"name": project.name, "description": project.description}
+        record(
+            actor=actor,
+            action="project.renamed",
+            target=project,
+            project=project,
+            payload={"before": before, "after": after},
+        )
     return project
 
 
@@ -107,6 +133,16 @@ def archive_project(*, actor: AbstractBaseUser, project: Project) -> Project:
         project = _lock_active(project)
         project.archived_at = timezone.now()
         project.save(update_fields=["archived_at"])
+        record(
+            actor=actor,
+            action="project.archived",
+            target=project,
+            project=project,
+            payload={
+                "before": {"archived_at": None},
+                "after": {"archived_at": project.archived_at},
+            },
+        )
     return project
 
 
@@ -117,8 +153,16 @@ def restore_project(*, actor: AbstractBaseUser, project: Project) -> Project:
         project = Project.objects.select_for_update().get(pk=project.pk)
         if not project.is_archived:
             raise Conflict("This project is not archived.")
+        before = {"archived_at": project.archived_at}
         project.archived_at = None
         project.save(update_fields=["archived_at"])
+        record(
+            actor=actor,
+            action="project.restored",
+            target=project,
+            project=project,
+            payload={"before": before, "after": {"archived_at": None}},
+        )
     return project
 
 
@@ -142,6 +186,13 @@ def add_member(
             )
         membership = Membership.objects.create(project=project, user=user, role=role)
         _grant(membership)
+        record(
+            actor=actor,
+            action="membership.added",
+            target=membership,
+            project=project,
+            payload={"after": _member_state(membership)},
+        )
     return membership
 
 
@@ -158,10 +209,18 @@ def change_role(*, actor: AbstractBaseUser, membership: Membership, role: str) -
             return membership
         if membership.role == Role.PRODUCT_OWNER:
             _keep_a_product_owner(project)
+        before = _member_state(membership)
         membership.role = role
         membership.save(update_fields=["role"])
         _revoke(membership)
         _grant(membership)
+        record(
+            actor=actor,
+            action="membership.role_changed",
+            target=membership,
+            project=project,
+            payload={"before": before, "after": _member_state(membership)},
+        )
     return membership
 
 
@@ -173,6 +232,13 @@ def remove_member(*, actor: AbstractBaseUser, membership: Membership) -> None:
         membership = _reread(membership)
         if membership.role == Role.PRODUCT_OWNER:
             _keep_a_product_owner(project)
+        record(
+            actor=actor,
+            action="membership.removed",
+            target=membership,
+            project=project,
+            payload={"before": _member_state(membership)},
+        )
         _revoke(membership)
         membership.delete()
 
@@ -219,6 +285,12 @@ def create_api_token(
             created_at=now,
             expires_at=expires_at,
         )
+        record(
+            actor=actor,
+            action="api_token.created",
+            target=token,
+            payload={"after": _token_state(token)},
+        )
     return token, secret
 
 
@@ -232,6 +304,12 @@ def revoke_api_token(*, actor: AbstractBaseUser, token: ApiToken) -> ApiToken:
             raise Conflict("This token is already revoked.")
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        record(
+            actor=actor,
+            action="api_token.revoked",
+            target=token,
+            payload={"before": {"revoked_at": None}, "after": _token_state(token)},
+        )
     return token
 
 
@@ -261,6 +339,21 @@ def authenticate_api_token(*, secret: str) -> ApiToken:
 
 
 # Helpers
+
+
+def _member_state(membership: Membership) -> dict[str, object]:
+    return {"username": membership.user.get_username(), "role": membership.role}
+
+
+def _token_state(token: ApiToken) -> dict[str, object]:
+    # The owner and the public prefix only: never the secret nor its digest.
+    return {
+        "owner": token.user.get_username(),
+        "name": token.name,
+        "prefix": token.prefix,
+        "expires_at": token.expires_at,
+        "revoked_at": token.revoked_at,
+    }
 
 
 def _digest(secret: str) -> str:
@@ -335,6 +428,64 @@ def _revoke(membership: Membership) -> None:
     ProjectUserPermission.objects.filter(
         user_id=membership.user_id, content_object_id=membership.project_id
     ).delete()
+
+
+# Sign-in and passwords
+
+
+def note_sign_in(*, user: AbstractBaseUser) -> None:
+    """Record a successful sign-in."""
+    record(actor=user, action="session.login", target=user)
+
+
+def note_sign_out(*, user: AbstractBaseUser | None) -> None:
+    """Record a sign-out (of a session that may have been anonymous already)."""
+    if user is not None and user.is_authenticated:
+        record(actor=user, action="session.logout", target=user)
+
+
+def note_failed_sign_in(*, username: str) -> None:
+    """Record a refused sign-in; the username tried is kept, the password never."""
+    record(actor=None, action="session.login_failed", payload={"username": username[:150]})
+
+
+def note_lockout(*, username: str) -> None:
+    """Record that repeated failures locked a username out."""
+    record(actor=None, action="session.locked_out", payload={"username": username[:150]})
+
+
+def set_password(
+    *, actor: AbstractBaseUser | None, user: AbstractBaseUser, password: str, reason: str
+) -> None:
+    """Give `user` a new password (already validated by the form): changed by themselves, or
+    reset through an emailed link (`actor` None). Other sessions of the person end."""
+    if actor is not None and actor.pk != user.pk and not actor.is_superuser:
+        raise NotAllowed("Only the person or a site admin may set a password.")
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        record(actor=actor or user, action=f"user.password_{reason}", target=user)
+
+
+def request_password_reset(*, email: str, domain: str, use_https: bool) -> int:
+    """Queue a reset email to each active person with this address; returns how many.
+
+    The answer is never shown to the asker, so the page does not reveal who has an account.
+    """
+    users = [
+        user
+        for user in User.objects.filter(email__iexact=email, is_active=True)
+        if user.has_usable_password()
+    ]
+    from governance.access.tasks import send_password_reset_email as task  # it imports us
+
+    with transaction.atomic():
+        for user in users:
+            record(actor=None, action="user.password_reset_requested", target=user)
+            transaction.on_commit(
+                partial(task.delay, user_id=user.pk, domain=domain, use_https=use_https)
+            )
+    return len(users)
 
 
 # Email

@@ -1,0 +1,15 @@
+from governance.errors import Conflict, InvalidInput
+
+
+class ChainUnavailable(Conflict):
+    code = "audit_chain_unavailable"
+    default_message = "The audit chain's head is missing; run audit_verify and restore it."
+
+
+class InvalidFilter(InvalidInput):
+    code = "invalid_filter"
+
+
+class InvalidCheckpoint(InvalidInput):
+    code = "invalid_checkpoint"
+    default_message = "A checkpoint is written SEQ:HASH, e.g. 1042:9f86d081…"

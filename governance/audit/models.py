@@ -1,0 +1,77 @@
+from django.conf import settings
+from django.db import models
+
+from governance.audit.chain import GENESIS
+
+
+class ActorKind(models.TextChoices):
+    USER = "user", "Person"
+    TOKEN = "token", "Person, through an API token"
+    SYSTEM = "system", "Quorum"
+    ANONYMOUS = "anonymous", "Anonymous"
+
+
+class AuditEvent(models.Model):
+    """One link of the chain. The database refuses UPDATE, DELETE and TRUNCATE on this table.
+
+    `actor` and `project` are foreign keys without database constraints: the trail outlives
+    the rows it names, and the copied `actor_name` keeps it readable.
+    """
+
+    seq = models.BigIntegerField(primary_key=True)
+    at = models.DateTimeField()
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        related_name="+",
+    )
+    actor_name = models.CharField(max_length=150)
+    actor_token = models.CharField(max_length=16, blank=True)
+    action = models.CharField(max_length=80)
+    target_kind = models.CharField(max_length=60, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_label = models.CharField(max_length=200, blank=True)
+    project = models.ForeignKey(
+        "access.Project",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        related_name="+",
+    )
+    payload = models.TextField(default="{}", help_text="Canonical JSON: what changed.")
+    ip = models.CharField(max_length=45, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [
+            models.Index(fields=["project", "seq"], name="audit_project_seq"),
+            models.Index(fields=["actor", "seq"], name="audit_actor_seq"),
+            models.Index(fields=["action", "seq"], name="audit_action_seq"),
+            models.Index(fields=["target_kind", "target_id", "seq"], name="audit_target_seq"),
+            models.Index(fields=["at"], name="audit_at"),
+        ]
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} by {self.actor_name or self.actor_kind}"
+
+
+class ChainHead(models.Model):
+    """The last link: its sequence and hash. Writers lock this row, so the chain never forks."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default=GENESIS)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="chain_head_single")]
+
+    def __str__(self) -> str:
+        return f"head #{self.seq}"

@@ -1,0 +1,152 @@
+"""Every service that changes state writes its event: this test walks them all.
+
+A new service without a scenario here fails `test_every_service_has_a_scenario`.
+"""
+
+import importlib
+import inspect
+import pkgutil
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+import governance
+from governance.access import services as access
+from governance.access.models import ApiToken, Membership
+from governance.audit.models import AuditEvent
+
+# Functions in services modules that change nothing anyone could want on the trail.
+NOT_CHANGES = {
+    "governance.access.services.find_user": "a read",
+    "governance.access.services.authenticate_api_token": "notes a token's last use only",
+    "governance.access.services.send_password_reset_email": "sends what the request recorded",
+    "governance.audit.services.record": "the door itself",
+    "governance.audit.services.fields_of": "a read",
+}
+
+
+def discovered_services() -> set[str]:
+    names = set()
+    for area in pkgutil.iter_modules(governance.__path__):
+        try:
+            module = importlib.import_module(f"governance.{area.name}.services")
+        except ModuleNotFoundError:
+            continue
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if function.__module__ == module.__name__ and not name.startswith("_"):
+                names.add(f"{module.__name__}.{name}")
+    return names
+
+
+def _membership(project, user) -> Membership:
+    return Membership.objects.get(project=project, user=user)
+
+
+def _token(user) -> ApiToken:
+    token, _ = access.create_api_token(
+        actor=user, name="ci", expires_at=timezone.now() + timedelta(days=1)
+    )
+    return token
+
+
+# name -> (run(cast), expected action)
+SCENARIOS = {
+    "governance.access.services.create_project": (
+        lambda c: access.create_project(actor=c.admin, slug="fraud", name="Fraud"),
+        "project.created",
+    ),
+    "governance.access.services.rename_project": (
+        lambda c: access.rename_project(actor=c.admin, project=c.project, name="New name"),
+        "project.renamed",
+    ),
+    "governance.access.services.archive_project": (
+        lambda c: access.archive_project(actor=c.admin, project=c.project),
+        "project.archived",
+    ),
+    "governance.access.services.restore_project": (
+        lambda c: (
+            access.archive_project(actor=c.admin, project=c.project),
+            access.restore_project(actor=c.admin, project=c.project),
+        ),
+        "project.restored",
+    ),
+    "governance.access.services.add_member": (
+        lambda c: access.add_member(
+            actor=c.owner, project=c.project, user=c.outsider, role="viewer"
+        ),
+        "membership.added",
+    ),
+    "governance.access.services.change_role": (
+        lambda c: access.change_role(
+            actor=c.owner, membership=_membership(c.project, c.viewer), role="auditor"
+        ),
+        "membership.role_changed",
+    ),
+    "governance.access.services.remove_member": (
+        lambda c: access.remove_member(actor=c.owner, membership=_membership(c.project, c.viewer)),
+        "membership.removed",
+    ),
+    "governance.access.services.create_api_token": (
+        lambda c: _token(c.owner),
+        "api_token.created",
+    ),
+    "governance.access.services.revoke_api_token": (
+        lambda c: access.revoke_api_token(actor=c.owner, token=_token(c.owner)),
+        "api_token.revoked",
+    ),
+    "governance.access.services.note_sign_in": (
+        lambda c: access.note_sign_in(user=c.owner),
+        "session.login",
+    ),
+    "governance.access.services.note_sign_out": (
+        lambda c: access.note_sign_out(user=c.owner),
+        "session.logout",
+    ),
+    "governance.access.services.note_failed_sign_in": (
+        lambda c: access.note_failed_sign_in(username="olivia"),
+        "session.login_failed",
+    ),
+    "governance.access.services.note_lockout": (
+        lambda c: access.note_lockout(username="olivia"),
+        "session.locked_out",
+    ),
+    "governance.access.services.set_password": (
+        lambda c: access.set_password(
+            actor=c.owner, user=c.owner, password="another long one", reason="changed"
+        ),
+        "user.password_changed",
+    ),
+    "governance.access.services.request_password_reset": (
+        lambda c: access.request_password_reset(
+            email=c.owner.email, domain="testserver", use_https=False
+        ),
+        "user.password_reset_requested",
+    ),
+}
+
+
+class Cast:
+    def __init__(self, **people):
+        self.__dict__.update(people)
+
+
+@pytest.fixture
+def cast(project, admin_user, owner, viewer, outsider):
+    return Cast(project=project, admin=admin_user, owner=owner, viewer=viewer, outsider=outsider)
+
+
+def test_every_service_has_a_scenario():
+    assert discovered_services() - set(NOT_CHANGES) == set(SCENARIOS)
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_service_writes_its_event(cast, name, django_capture_on_commit_callbacks):
+    run, action = SCENARIOS[name]
+    last = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+    with django_capture_on_commit_callbacks():
+        run(cast)
+    actions = list(
+        AuditEvent.objects.filter(seq__gt=last).order_by("seq").values_list("action", flat=True)
+    )
+    assert action in actions
