@@ -180,3 +180,20 @@ def test_admin_shows_the_trail_read_only(login, project, admin_user):
     assert detail.status_code == 200
     assert b'name="_save"' not in detail.content
     assert client.get("/admin/audit/auditevent/1/delete/").status_code == 403
+
+
+@pytest.mark.parametrize("action", ["Project.Created", "created", "project.created;drop", ""])
+def test_an_action_that_is_not_dotted_words_is_a_programming_error(db, action):
+    with pytest.raises(ValueError, match="dotted"):
+        record(actor=None, action=action)
+    assert not AuditEvent.objects.exists()
+
+
+def test_a_forged_forwarded_address_is_not_recorded(client, owner, settings):
+    settings.BEHIND_PROXY = True
+    client.post(
+        "/login/",
+        {"username": "olivia", "password": "wrong"},
+        HTTP_X_FORWARDED_FOR='"><script>, 10.0.0.1',
+    )
+    assert AuditEvent.objects.get().ip == ""
