@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from governance.audit.chain import GENESIS
 
@@ -75,3 +76,60 @@ class ChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"head #{self.seq}"
+
+
+class VerificationRun(models.Model):
+    """One walk of the whole chain: its progress while it runs, then its verdict."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        PASSED = "passed", "Intact"
+        FAILED = "failed", "Broken"
+        ERROR = "error", "Could not finish"
+
+    class Trigger(models.TextChoices):
+        PAGE = "page", "From the trail page"
+        API = "api", "Through the API"
+        SCHEDULE = "schedule", "Nightly schedule"
+        COMMAND = "command", "audit_verify command"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    checkpoint_seq = models.BigIntegerField(null=True, blank=True)
+    checkpoint_hash = models.CharField(max_length=64, blank=True)
+    done = models.BigIntegerField(default=0)
+    total = models.BigIntegerField(default=0)
+    checked = models.BigIntegerField(default=0)
+    head_seq = models.BigIntegerField(null=True, blank=True)
+    head_hash = models.CharField(max_length=64, blank=True)
+    break_seq = models.BigIntegerField(null=True, blank=True)
+    break_kind = models.CharField(max_length=16, blank=True)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"verification {self.pk} ({self.state})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in {self.State.PASSED, self.State.FAILED, self.State.ERROR}
+
+    @property
+    def percent(self) -> int:
+        if self.is_finished:
+            return 100
+        return min(99, int(100 * self.done / self.total)) if self.total else 0
+
+    @property
+    def checkpoint(self) -> str:
+        """The head as an outside checkpoint, `SEQ:HASH`."""
+        return f"{self.head_seq}:{self.head_hash}" if self.head_hash else ""

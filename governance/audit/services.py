@@ -2,17 +2,21 @@
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.mail import EmailMessage
 from django.db import models, transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 
-from governance.audit import context
+from governance.access.errors import NotAllowed
+from governance.audit import context, selectors
 from governance.audit.chain import canonical_payload, clean_text, event_hash, format_time
 from governance.audit.errors import ChainUnavailable
-from governance.audit.models import ActorKind, AuditEvent, ChainHead
+from governance.audit.models import ActorKind, AuditEvent, ChainHead, VerificationRun
+from governance.audit.verification import Outcome, parse_checkpoint, walk_chain
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,142 @@ def record(
         event.save(force_insert=True)
         ChainHead.objects.filter(pk=1).update(seq=event.seq, hash=event.hash)
     return event
+
+
+# Verification
+
+
+def request_verification(
+    *, actor: AbstractBaseUser, checkpoint: str = "", trigger: str = VerificationRun.Trigger.PAGE
+) -> VerificationRun:
+    """Queue a walk of the whole chain for a worker. Auditors and admins may.
+
+    Raises NotAllowed, InvalidCheckpoint.
+    """
+    if not selectors.may_read_trail(actor):
+        raise NotAllowed("Only auditors and admins verify the audit trail.")
+    seq, digest = parse_checkpoint(checkpoint) if checkpoint.strip() else (None, "")
+    from governance.audit.tasks import verify_chain  # it imports this module
+
+    with transaction.atomic():
+        run = VerificationRun.objects.create(
+            requested_by=actor, trigger=trigger, checkpoint_seq=seq, checkpoint_hash=digest
+        )
+        record(
+            actor=actor,
+            action="audit.verification_requested",
+            target=run,
+            payload={"checkpoint": checkpoint.strip()},
+        )
+        transaction.on_commit(lambda: verify_chain.delay(run_id=run.pk))
+    return run
+
+
+def verify_now(
+    *,
+    actor: Actor,
+    trigger: str,
+    checkpoint: tuple[int, str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerificationRun:
+    """Walk the chain here and now (the command, the nightly task) and record the verdict."""
+    run = VerificationRun.objects.create(
+        requested_by=actor if isinstance(actor, AbstractBaseUser) else None,
+        trigger=trigger,
+        checkpoint_seq=checkpoint[0] if checkpoint else None,
+        checkpoint_hash=checkpoint[1] if checkpoint else "",
+    )
+    return run_verification(run_id=run.pk, progress=progress)
+
+
+def run_verification(
+    *, run_id: int, progress: Callable[[int, int], None] | None = None
+) -> VerificationRun:
+    """Walk the chain for a queued run, noting progress, and record the verdict as an event.
+
+    Idempotent: a finished run is left as it is. The verdict's head is the new checkpoint,
+    emailed to the auditors once recorded.
+    """
+    with transaction.atomic():
+        run = VerificationRun.objects.select_for_update().get(pk=run_id)
+        if run.is_finished:
+            return run
+        run.state, run.started_at = VerificationRun.State.RUNNING, timezone.now()
+        run.save(update_fields=["state", "started_at"])
+
+    def note(done: int, total: int) -> None:
+        VerificationRun.objects.filter(pk=run_id).update(done=done, total=total)
+        if progress:
+            progress(done, total)
+
+    checkpoint = (run.checkpoint_seq, run.checkpoint_hash) if run.checkpoint_hash else None
+    outcome = walk_chain(checkpoint=checkpoint, progress=note)
+    return _finish(run, outcome)
+
+
+def _finish(run: VerificationRun, outcome: Outcome) -> VerificationRun:
+    from governance.audit.tasks import send_checkpoint  # it imports this module
+
+    found = outcome.first_break
+    with transaction.atomic():
+        run = VerificationRun.objects.select_for_update().get(pk=run.pk)
+        run.state = VerificationRun.State.PASSED if found is None else VerificationRun.State.FAILED
+        run.checked, run.done, run.total = outcome.checked, outcome.head_seq, outcome.head_seq
+        run.head_seq, run.head_hash = outcome.head_seq, outcome.head_hash
+        run.break_seq = found.seq if found else None
+        run.break_kind = found.kind if found else ""
+        run.reason = found.reason if found else ""
+        run.finished_at = timezone.now()
+        run.save()
+        actor = run.requested_by or SystemActor(f"verification ({run.get_trigger_display()})")
+        record(
+            actor=actor,
+            action="audit.verified" if found is None else "audit.verification_failed",
+            target=run,
+            payload={
+                "intact": found is None,
+                "checked": outcome.checked,
+                "head": run.checkpoint,
+                "checkpoint": f"{run.checkpoint_seq}:{run.checkpoint_hash}"
+                if run.checkpoint_hash
+                else "",
+                "first_break": {"seq": found.seq, "kind": found.kind, "reason": found.reason}
+                if found
+                else None,
+            },
+        )
+        transaction.on_commit(lambda: send_checkpoint.delay(run_id=run.pk))
+    return run
+
+
+def fail_verification(*, run_id: int, error: str) -> VerificationRun:
+    """Mark a run that could not finish (the walk itself crashed)."""
+    with transaction.atomic():
+        run = VerificationRun.objects.select_for_update().get(pk=run_id)
+        if run.is_finished:
+            return run
+        run.state, run.reason, run.finished_at = VerificationRun.State.ERROR, error, timezone.now()
+        run.save(update_fields=["state", "reason", "finished_at"])
+        record(
+            actor=SystemActor("verification"),
+            action="audit.verification_errored",
+            target=run,
+            payload={"error": error[:500]},
+        )
+    return run
+
+
+def send_checkpoint_email(*, run_id: int) -> int:
+    """Email a finished run's verdict and checkpoint to the auditors. Returns recipients."""
+    run = VerificationRun.objects.get(pk=run_id)
+    recipients = selectors.checkpoint_recipients()
+    if not run.is_finished or not recipients:
+        return 0
+    context_ = {"run": run}
+    subject = render_to_string("audit/checkpoint_subject.txt", context_).strip()
+    body = render_to_string("audit/checkpoint_email.txt", context_)
+    EmailMessage(subject, body, to=recipients).send()
+    return len(recipients)
 
 
 def fields_of(event: AuditEvent) -> dict[str, object]:

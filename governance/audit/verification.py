@@ -6,12 +6,14 @@ form of chain.py) in keyset batches, and Python only looks closely at a break; e
 walks every event.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import connection
 
 from governance.audit.chain import GENESIS, event_hash, format_time
+from governance.audit.errors import InvalidCheckpoint
 from governance.audit.models import AuditEvent, ChainHead
 
 COLUMNS = (
@@ -66,6 +68,14 @@ class Outcome:
 
 
 Progress = Callable[[int, int], None]
+
+
+def parse_checkpoint(text: str) -> tuple[int, str]:
+    """`SEQ:HASH` as published after each verification. Raises InvalidCheckpoint."""
+    seq, _, digest = text.strip().partition(":")
+    if not (seq.isdigit() and int(seq) > 0 and re.fullmatch(r"[0-9a-f]{64}", digest)):
+        raise InvalidCheckpoint(fields={"checkpoint": [InvalidCheckpoint.default_message]})
+    return int(seq), digest
 
 
 def _fields(row: tuple) -> dict[str, object]:

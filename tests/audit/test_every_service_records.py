@@ -14,7 +14,8 @@ from django.utils import timezone
 import governance
 from governance.access import services as access
 from governance.access.models import ApiToken, Membership
-from governance.audit.models import AuditEvent
+from governance.audit import services as audit
+from governance.audit.models import AuditEvent, VerificationRun
 
 # Functions in services modules that change nothing anyone could want on the trail.
 NOT_CHANGES = {
@@ -23,6 +24,7 @@ NOT_CHANGES = {
     "governance.access.services.send_password_reset_email": "sends what the request recorded",
     "governance.audit.services.record": "the door itself",
     "governance.audit.services.fields_of": "a read",
+    "governance.audit.services.send_checkpoint_email": "sends what the verdict recorded",
 }
 
 
@@ -123,6 +125,26 @@ SCENARIOS = {
         ),
         "user.password_reset_requested",
     ),
+    "governance.audit.services.request_verification": (
+        lambda c: audit.request_verification(actor=c.auditor),
+        "audit.verification_requested",
+    ),
+    "governance.audit.services.verify_now": (
+        lambda c: audit.verify_now(actor=c.auditor, trigger="page"),
+        "audit.verified",
+    ),
+    "governance.audit.services.run_verification": (
+        lambda c: audit.run_verification(
+            run_id=VerificationRun.objects.create(requested_by=c.auditor, trigger="api").pk
+        ),
+        "audit.verified",
+    ),
+    "governance.audit.services.fail_verification": (
+        lambda c: audit.fail_verification(
+            run_id=VerificationRun.objects.create(trigger="schedule").pk, error="disk full"
+        ),
+        "audit.verification_errored",
+    ),
 }
 
 
@@ -132,8 +154,15 @@ class Cast:
 
 
 @pytest.fixture
-def cast(project, admin_user, owner, viewer, outsider):
-    return Cast(project=project, admin=admin_user, owner=owner, viewer=viewer, outsider=outsider)
+def cast(project, admin_user, owner, viewer, outsider, auditor):
+    return Cast(
+        project=project,
+        admin=admin_user,
+        owner=owner,
+        viewer=viewer,
+        outsider=outsider,
+        auditor=auditor,
+    )
 
 
 def test_every_service_has_a_scenario():
