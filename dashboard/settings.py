@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "axes",
     "django_htmx",
     "django_celery_beat",
+    "django_filters",
     "governance.access",
     "governance.audit",
     "dashboard",
@@ -261,6 +262,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 MEDIA_ROOT = VAR_DIR / "media"
+# Audit exports are written here, then streamed and deleted.
+EXPORT_DIR = Path(env("QUORUM_EXPORT_DIR", default=str(VAR_DIR / "exports")))
 
 LOGGING = {
     "version": 1,

@@ -7,7 +7,7 @@ from dashboard.forms import (
     AuditedSetPasswordForm,
     QueuedPasswordResetForm,
 )
-from dashboard.views import access, errors, health
+from dashboard.views import access, audit, errors, health
 
 auth_patterns = [
     path(
@@ -70,6 +70,12 @@ urlpatterns = [
         name="member_remove",
     ),
     path("projects/<slug:slug>/settings/", access.project_settings, name="project_settings"),
+    path("projects/<slug:slug>/activity/", audit.project_activity, name="project_activity"),
+    path("audit/", audit.trail, name="audit_trail"),
+    path("audit/export/", audit.export, name="audit_export"),
+    path("audit/exports/<int:seq>/manifest.json", audit.manifest, name="audit_manifest"),
+    path("audit/verifications/", audit.verify, name="audit_verify"),
+    path("audit/verifications/<int:run_id>/", audit.verification, name="audit_verification"),
     path("projects/<slug:slug>/archive/", access.project_archive, name="project_archive"),
     path("api/v1/", include("dashboard.api.urls")),
     path("healthz", health.healthz, name="healthz"),

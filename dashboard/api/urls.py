@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from dashboard.api import access
+from dashboard.api import access, audit
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -12,6 +12,23 @@ urlpatterns = [
         name="api-docs",
     ),
     path("me/", access.MeView.as_view(), name="api-me"),
+    path("audit/events/", audit.EventListView.as_view(), name="api-audit-events"),
+    path("audit/export", audit.ExportView.as_view(), name="api-audit-export"),
+    path(
+        "audit/exports/<int:seq>/manifest/",
+        audit.ManifestView.as_view(),
+        name="api-audit-manifest",
+    ),
+    path(
+        "audit/verifications/",
+        audit.VerificationListView.as_view(),
+        name="api-audit-verifications",
+    ),
+    path(
+        "audit/verifications/<int:run_id>/",
+        audit.VerificationDetailView.as_view(),
+        name="api-audit-verification",
+    ),
     path("projects/", access.ProjectListView.as_view(), name="api-projects"),
     path("projects/<slug:slug>/", access.ProjectDetailView.as_view(), name="api-project"),
     path(

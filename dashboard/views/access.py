@@ -20,6 +20,7 @@ from governance.access import selectors, services
 from governance.access.models import ApiToken, Membership, Project
 from governance.access.permissions import require_admin
 from governance.access.roles import ROLE_CAPABILITIES, Capability, Role
+from governance.audit import selectors as audit_selectors
 from governance.errors import DomainError
 
 
@@ -74,6 +75,7 @@ def project_overview(request: HttpRequest, slug: str) -> HttpResponse:
             (Role(role).label, count) for role, count in selectors.role_counts(project).items()
         ],
         "product_owners": [m.user for m in members if m.role == Role.PRODUCT_OWNER],
+        "events": list(audit_selectors.feed_of(project)[:8]),
     }
     return render(request, "access/project_overview.html", context)
 

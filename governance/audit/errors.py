@@ -13,3 +13,12 @@ class InvalidFilter(InvalidInput):
 class InvalidCheckpoint(InvalidInput):
     code = "invalid_checkpoint"
     default_message = "A checkpoint is written SEQ:HASH, e.g. 1042:9f86d081…"
+
+
+class UnknownFormat(InvalidInput):
+    code = "unknown_format"
+    default_message = "Export as csv, jsonl or xlsx."
+
+
+class TooManyRows(InvalidInput):
+    code = "too_many_rows"

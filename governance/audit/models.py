@@ -1,6 +1,9 @@
+import json
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from governance.audit.chain import GENESIS
 
@@ -62,6 +65,11 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} by {self.actor_name or self.actor_kind}"
+
+    @cached_property
+    def data(self) -> dict:
+        """The payload, parsed."""
+        return json.loads(self.payload)
 
 
 class ChainHead(models.Model):

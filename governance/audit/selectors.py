@@ -1,5 +1,7 @@
 """Reads of the trail shared by the pages, the API and the exports."""
 
+from datetime import datetime
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
@@ -21,6 +23,18 @@ def audited_projects(user: AbstractBaseUser) -> QuerySet[Project]:
 
 def may_read_trail(user: AbstractBaseUser) -> bool:
     return user.is_authenticated and user.is_active and audited_projects(user).exists()
+
+
+def may_export_trail(user: AbstractBaseUser) -> bool:
+    if not (user.is_authenticated and user.is_active):
+        return False
+    return (
+        user.is_superuser
+        or Project.objects.filter(
+            projectuserpermission__user=user,
+            projectuserpermission__permission__codename=Capability.EXPORT_AUDIT_TRAIL,
+        ).exists()
+    )
 
 
 def trail_for(user: AbstractBaseUser) -> QuerySet[AuditEvent]:
@@ -60,3 +74,60 @@ def checkpoint_recipients() -> list[str]:
     )
     chosen = auditors if auditors.exists() else users.filter(Q(is_superuser=True))
     return sorted(set(chosen.values_list("email", flat=True)))
+
+
+def filter_trail(
+    events: QuerySet[AuditEvent],
+    *,
+    actor: str = "",
+    action: str = "",
+    target_kind: str = "",
+    target_id: str = "",
+    project: Project | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    seqs: list[int] | None = None,
+) -> QuerySet[AuditEvent]:
+    """Narrow `events`. `action` ending in "." or ".*" matches a family ("membership.*");
+    `since` is inclusive, `until` exclusive."""
+    if actor:
+        events = events.filter(actor_name=actor)
+    if action:
+        family = action.removesuffix("*")
+        events = (
+            events.filter(action__startswith=family)
+            if family.endswith(".")
+            else events.filter(action=action)
+        )
+    if target_kind:
+        events = events.filter(target_kind=target_kind)
+    if target_id:
+        events = events.filter(target_id=target_id)
+    if project is not None:
+        events = events.filter(project=project)
+    if since is not None:
+        events = events.filter(at__gte=since)
+    if until is not None:
+        events = events.filter(at__lt=until)
+    if seqs is not None:
+        events = events.filter(seq__in=seqs)
+    return events
+
+
+def page_before(
+    events: QuerySet[AuditEvent], before: int | None, size: int = 50
+) -> tuple[list[AuditEvent], int | None]:
+    """One page of events, newest first, older than `before`, and where the next page starts.
+    Keyset pagination on seq: the cost does not grow with how far back one reads."""
+    if before is not None:
+        events = events.filter(seq__lt=before)
+    page = list(events.order_by("-seq")[: size + 1])
+    more = len(page) > size
+    return page[:size], page[size - 1].seq if more else None
+
+
+def exports_by(user: AbstractBaseUser, limit: int = 5) -> list[AuditEvent]:
+    """The person's latest exports, whose payload is the manifest."""
+    return list(
+        AuditEvent.objects.filter(action="audit.exported", actor=user).order_by("-seq")[:limit]
+    )

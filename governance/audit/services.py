@@ -4,6 +4,8 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.mail import EmailMessage
@@ -12,9 +14,9 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from governance.access.errors import NotAllowed
-from governance.audit import context, selectors
+from governance.audit import context, exports, selectors
 from governance.audit.chain import canonical_payload, clean_text, event_hash, format_time
-from governance.audit.errors import ChainUnavailable
+from governance.audit.errors import ChainUnavailable, TooManyRows, UnknownFormat
 from governance.audit.models import ActorKind, AuditEvent, ChainHead, VerificationRun
 from governance.audit.verification import Outcome, parse_checkpoint, walk_chain
 
@@ -229,6 +231,54 @@ def send_checkpoint_email(*, run_id: int) -> int:
     body = render_to_string("audit/checkpoint_email.txt", context_)
     EmailMessage(subject, body, to=recipients).send()
     return len(recipients)
+
+
+# Exports
+
+
+def export_trail(
+    *, actor: AbstractBaseUser, fmt: str, criteria: Mapping[str, object], destination: BinaryIO
+) -> AuditEvent:
+    """Write the events `actor` may read, narrowed by `criteria` (see selectors.filter_trail),
+    to `destination`, and record the export. The event's payload is the file's manifest.
+
+    The export stops at the head as it stood when it began, so the file is a fixed snapshot.
+    Raises NotAllowed, UnknownFormat, TooManyRows (a spreadsheet's limit).
+    """
+    if fmt not in exports.FORMATS:
+        raise UnknownFormat(fields={"format": [UnknownFormat.default_message]})
+    if not selectors.may_export_trail(actor):
+        raise NotAllowed("Only auditors and admins export the audit trail.")
+    through = ChainHead.objects.values_list("seq", flat=True).get(pk=1)
+    events = selectors.filter_trail(selectors.trail_for(actor), **criteria).filter(seq__lte=through)
+    if fmt == "xlsx" and (count := events.count()) > exports.XLSX_MAX_ROWS:
+        raise TooManyRows(
+            f"{count} events do not fit in a spreadsheet; export CSV or JSON Lines, "
+            "or narrow the filters."
+        )
+    written = exports.write(fmt, events, destination)
+    manifest = {
+        "format": fmt,
+        "filters": {name: _plain_value(value) for name, value in criteria.items() if value},
+        "through_seq": through,
+        "rows": written.rows,
+        "first": {"seq": written.first[0], "hash": written.first[1]} if written.first else None,
+        "last": {"seq": written.last[0], "hash": written.last[1]} if written.last else None,
+        "sha256": written.sha256,
+        "bytes": written.size,
+        "columns": list(exports.COLUMNS),
+        "hash_recipe": exports.HASH_RECIPE,
+    }
+    with transaction.atomic():
+        return record(actor=actor, action="audit.exported", payload=manifest)
+
+
+def _plain_value(value: object) -> object:
+    if isinstance(value, models.Model):
+        return getattr(value, "slug", None) or str(value.pk)
+    if isinstance(value, datetime):
+        return format_time(value)
+    return value
 
 
 def fields_of(event: AuditEvent) -> dict[str, object]:

@@ -5,6 +5,7 @@ A new service without a scenario here fails `test_every_service_has_a_scenario`.
 
 import importlib
 import inspect
+import io
 import pkgutil
 from datetime import timedelta
 
@@ -144,6 +145,12 @@ SCENARIOS = {
             run_id=VerificationRun.objects.create(trigger="schedule").pk, error="disk full"
         ),
         "audit.verification_errored",
+    ),
+    "governance.audit.services.export_trail": (
+        lambda c: audit.export_trail(
+            actor=c.auditor, fmt="jsonl", criteria={}, destination=io.BytesIO()
+        ),
+        "audit.exported",
     ),
 }
 

@@ -1,0 +1,9 @@
+from django.core.management import call_command
+
+
+def test_openapi_schema_builds_without_warnings(tmp_path):
+    path = tmp_path / "schema.yaml"
+    call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(path))
+    schema = path.read_text()
+    assert "/api/v1/audit/export:" in schema
+    assert "/api/v1/projects/{slug}/members/:" in schema
