@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from dashboard.admin import auditor_site
 from dashboard.forms import (
     AuditedPasswordChangeForm,
     AuditedSetPasswordForm,
@@ -80,6 +81,7 @@ urlpatterns = [
     path("api/v1/", include("dashboard.api.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("audit-admin/", auditor_site.urls),
 ]
 
 handler400 = errors.bad_request

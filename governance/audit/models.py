@@ -56,7 +56,7 @@ class AuditEvent(models.Model):
         ordering = ["-seq"]
         indexes = [
             models.Index(fields=["project", "seq"], name="audit_project_seq"),
-            models.Index(fields=["actor", "seq"], name="audit_actor_seq"),
+            models.Index(fields=["actor_name", "seq"], name="audit_actor_name_seq"),
             models.Index(fields=["action", "seq"], name="audit_action_seq"),
             models.Index(fields=["target_kind", "target_id", "seq"], name="audit_target_seq"),
             models.Index(fields=["at"], name="audit_at"),
