@@ -10,10 +10,12 @@ register = template.Library()
 
 
 def _role(value: object) -> str:
+    """A role's label inside a sentence: "data scientist", but "ML engineer"."""
     try:
-        return Role(value).label.lower()
+        label = Role(value).label
     except ValueError:
         return str(value)
+    return label if label[:2].isupper() else label[0].lower() + label[1:]
 
 
 def _after(event: AuditEvent) -> dict:

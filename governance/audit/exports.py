@@ -41,7 +41,7 @@ COLUMNS = (
     "prev_hash",
     "hash",
 )
-BATCH = 5_000
+BATCH = 1_000  # larger batches cost memory (and fragmentation) for no speed
 # A worksheet holds 1,048,576 rows, the header included.
 XLSX_MAX_ROWS = 1_048_575
 HASH_RECIPE = (

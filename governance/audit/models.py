@@ -29,6 +29,7 @@ class AuditEvent(models.Model):
         settings.AUTH_USER_MODEL,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,  # the trail is searched by actor_name, indexed below with seq
         null=True,
         related_name="+",
     )
@@ -42,6 +43,7 @@ class AuditEvent(models.Model):
         "access.Project",
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,  # covered by the (project, seq) index below
         null=True,
         related_name="+",
     )
@@ -50,7 +52,7 @@ class AuditEvent(models.Model):
     user_agent = models.CharField(max_length=255, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["-seq"]

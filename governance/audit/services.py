@@ -9,13 +9,19 @@ from typing import BinaryIO
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.mail import EmailMessage
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from governance.access.errors import NotAllowed
 from governance.audit import context, exports, selectors
-from governance.audit.chain import canonical_payload, clean_text, event_hash, format_time
+from governance.audit.chain import (
+    canonical,
+    canonical_payload,
+    clean_text,
+    event_hash,
+    format_time,
+)
 from governance.audit.errors import ChainUnavailable, TooManyRows, UnknownFormat
 from governance.audit.models import ActorKind, AuditEvent, ChainHead, VerificationRun
 from governance.audit.verification import Outcome, parse_checkpoint, walk_chain
@@ -69,32 +75,91 @@ def record(
         raise ValueError(f"a target kind is a lower-case word, not {target.kind!r}")
     request = context.current()
     kind, actor_id, actor_name = _actor(actor, request)
+    event = AuditEvent(
+        at=timezone.now(),
+        actor_kind=kind,
+        actor_id=actor_id,
+        actor_name=clean_text(actor_name)[:150],
+        actor_token=_plain(request.token) if kind == ActorKind.TOKEN else "",
+        action=action,
+        target_kind=target.kind if target else "",
+        target_id=clean_text(target.id)[:64] if target else "",
+        target_label=clean_text(target.label)[:200] if target else "",
+        project_id=project.pk if project is not None else None,
+        payload=canonical_payload(payload),
+        ip=_address(request.ip),
+        user_agent=clean_text(request.user_agent)[:255],
+        request_id=_plain(request.request_id)[:64],
+    )
     with transaction.atomic(savepoint=False):
-        head = ChainHead.objects.select_for_update().filter(pk=1).first()
-        if head is None:
-            raise ChainUnavailable
-        event = AuditEvent(
-            seq=head.seq + 1,
-            at=timezone.now(),
-            actor_kind=kind,
-            actor_id=actor_id,
-            actor_name=clean_text(actor_name)[:150],
-            actor_token=_plain(request.token) if kind == ActorKind.TOKEN else "",
-            action=action,
-            target_kind=target.kind if target else "",
-            target_id=clean_text(target.id)[:64] if target else "",
-            target_label=clean_text(target.label)[:200] if target else "",
-            project_id=project.pk if project is not None else None,
-            payload=canonical_payload(payload),
-            ip=_address(request.ip),
-            user_agent=clean_text(request.user_agent)[:255],
-            request_id=_plain(request.request_id)[:64],
-            prev_hash=head.hash,
-        )
-        event.hash = event_hash(fields_of(event))
-        event.save(force_insert=True)
-        ChainHead.objects.filter(pk=1).update(seq=event.seq, hash=event.hash)
+        if connection.vendor == "postgresql":
+            _append_in_one_statement(event)
+        else:
+            _append(event)
+    event._state.adding = False
     return event
+
+
+def _append(event: AuditEvent) -> None:
+    head = ChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is None:
+        raise ChainUnavailable
+    event.seq, event.prev_hash = head.seq + 1, head.hash
+    event.hash = event_hash(fields_of(event))
+    event.save(force_insert=True)
+    ChainHead.objects.filter(pk=1).update(seq=event.seq, hash=event.hash)
+
+
+# PostgreSQL appends in one round trip: it locks the head, hashes the canonical text that
+# Python wrote around the two values it alone knows (the previous hash and the next sequence
+# number), inserts the event and moves the head.
+_PREV, _SEQ = "\x00prev\x00", "\x00seq\x00"
+_APPEND_SQL = """
+    WITH old AS (
+        SELECT seq, hash FROM audit_chainhead WHERE id = 1 FOR UPDATE
+    ), new AS (
+        SELECT old.seq + 1 AS seq, old.hash AS prev_hash, encode(sha256(convert_to(
+            %(before)s || old.hash || %(between)s || (old.seq + 1) || %(after)s, 'UTF8'
+        )), 'hex') AS hash
+        FROM old
+    ), inserted AS (
+        INSERT INTO audit_auditevent (
+            seq, at, actor_kind, actor_id, actor_name, actor_token, action, target_kind,
+            target_id, target_label, project_id, payload, ip, user_agent, request_id,
+            prev_hash, hash
+        )
+        SELECT new.seq, %(at)s, %(actor_kind)s, %(actor_id)s, %(actor_name)s, %(actor_token)s,
+               %(action)s, %(target_kind)s, %(target_id)s, %(target_label)s, %(project_id)s,
+               %(payload)s, %(ip)s, %(user_agent)s, %(request_id)s, new.prev_hash, new.hash
+        FROM new
+    ), moved AS (
+        UPDATE audit_chainhead SET seq = new.seq, hash = new.hash FROM new
+        WHERE audit_chainhead.id = 1
+    )
+    SELECT seq, prev_hash, hash FROM new
+"""
+
+
+def _append_in_one_statement(event: AuditEvent) -> None:
+    fields = fields_of(event)
+    text = canonical({**fields, "prev_hash": _PREV, "seq": _SEQ})
+    # Markers inside user text would be escaped, so these exact sequences occur once.
+    before, rest = text.split(f'"{_encoded(_PREV)}"', 1)
+    between, after = rest.split(f'"{_encoded(_SEQ)}"', 1)
+    params = {**fields, "at": event.at, "before": before + '"', "between": '"' + between}
+    connection.ensure_connection()
+    # A server-side-binding cursor of the same connection (and transaction), so that the
+    # statement is prepared once and only executed afterwards.
+    with connection.connection.cursor() as cursor:
+        cursor.execute(_APPEND_SQL, {**params, "after": after}, prepare=True)
+        row = cursor.fetchone()
+    if row is None:
+        raise ChainUnavailable
+    event.seq, event.prev_hash, event.hash = row
+
+
+def _encoded(marker: str) -> str:
+    return canonical_payload(marker)[1:-1]
 
 
 # Verification

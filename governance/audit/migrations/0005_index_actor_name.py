@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import migrations, models
 
+from governance.audit.db import reprotect
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -20,4 +22,5 @@ class Migration(migrations.Migration):
             model_name="auditevent",
             index=models.Index(fields=["actor_name", "seq"], name="audit_actor_name_seq"),
         ),
+        reprotect(),
     ]
