@@ -256,7 +256,11 @@ def _tokens_context(
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
     memberships = request.user.memberships.select_related("project").order_by("project__name")
-    context = {"memberships": memberships, **_tokens_context(request, TokenForm())}
+    context = {
+        "memberships": memberships,
+        "events": list(audit_selectors.activity_of(request.user)[:10]),
+        **_tokens_context(request, TokenForm()),
+    }
     return render(request, "access/profile.html", context)
 
 

@@ -62,6 +62,11 @@ def history_of(kind: str, object_id: object) -> QuerySet[AuditEvent]:
     )
 
 
+def activity_of(user: AbstractBaseUser) -> QuerySet[AuditEvent]:
+    """What a person did, newest first: their own history, sign-ins included."""
+    return AuditEvent.objects.filter(actor=user).select_related("project").order_by("-seq")
+
+
 def recent_verifications(limit: int = 5) -> list[VerificationRun]:
     return list(VerificationRun.objects.select_related("requested_by")[:limit])
 

@@ -157,3 +157,12 @@ def test_viewer_cannot_start_a_verification(login, project, viewer):
     login(viewer).post(reverse("audit_verify"))
     assert not VerificationRun.objects.exists()
     assert not AuditEvent.objects.filter(action="audit.verification_requested").exists()
+
+
+def test_profile_shows_the_persons_own_recent_activity(client, owner):
+    from tests.conftest import PASSWORD
+
+    client.post(reverse("login"), {"username": "olivia", "password": PASSWORD})
+    page = client.get(reverse("profile")).content.decode()
+    assert "Your recent activity" in page
+    assert "signed in" in page

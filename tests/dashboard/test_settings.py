@@ -80,7 +80,7 @@ def test_embedded_defaults_keep_everything_under_var(tmp_path):
     var = str(tmp_path / "var")
     database, broker, mlflow, email, mail_path = result.stdout.split()
     assert database == f"{var}/db.sqlite3"
-    assert broker == "filesystem://"
+    assert broker == "filesystem://localhost//"
     assert mlflow == f"sqlite:///{var}/mlflow/mlflow.db"
     assert email == "django.core.mail.backends.filebased.EmailBackend"
     assert mail_path == f"{var}/mail"

@@ -50,7 +50,9 @@ class Command(BaseCommand):
                 checkpoint=first,
                 progress=progress,
             )
-            broken = run.state != VerificationRun.State.PASSED
+            if run.state == VerificationRun.State.ERROR:
+                raise CommandError(f"the verification could not finish: {run.reason}")
+            broken = run.state == VerificationRun.State.FAILED
             verdict = (run.checked, broken and (run.break_seq, run.break_kind, run.reason))
             self.stdout.write(f"checkpoint {run.checkpoint}")
         for other in others:
