@@ -24,18 +24,25 @@ class AuditEventFilter(django_filters.FilterSet):
     """Filters of the trail, the feeds and the exports. `project` is a slug the caller must
     be able to audit; dates are whole UTC days, both ends included."""
 
-    actor = django_filters.CharFilter(help_text="Username of the actor.")
+    actor = django_filters.CharFilter(label="Actor", help_text="Username of the actor.")
     action = django_filters.CharFilter(
-        help_text="An action, e.g. membership.role_changed, or a family: membership.*"
+        label="Action",
+        help_text="An action, e.g. membership.role_changed, or a family: membership.*",
     )
-    target_kind = django_filters.CharFilter(help_text="e.g. project, membership, apitoken")
-    target_id = django_filters.CharFilter()
-    project = django_filters.CharFilter(help_text="Project slug.")
+    target_kind = django_filters.CharFilter(
+        label="Target kind", help_text="e.g. project, membership, apitoken"
+    )
+    target_id = django_filters.CharFilter(label="Target id")
+    project = django_filters.CharFilter(label="Project", help_text="Project slug.")
     since = django_filters.DateFilter(
-        help_text="First day, YYYY-MM-DD (UTC).", widget=forms.DateInput(attrs={"type": "date"})
+        label="Since",
+        help_text="First day, YYYY-MM-DD (UTC).",
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
     until = django_filters.DateFilter(
-        help_text="Last day, YYYY-MM-DD (UTC).", widget=forms.DateInput(attrs={"type": "date"})
+        label="Until",
+        help_text="Last day, YYYY-MM-DD (UTC).",
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
 
     class Meta:

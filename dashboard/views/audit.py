@@ -2,6 +2,7 @@
 
 import tempfile
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -57,6 +58,10 @@ def _query_without(request: HttpRequest, *names: str) -> str:
 def trail(request: HttpRequest) -> HttpResponse:
     _trail_reader(request)
     filters, events = _filtered(request, selectors.trail_for(request.user))
+    projects = list(selectors.audited_projects(request.user).order_by("name"))
+    filters.form.fields["project"].widget = forms.Select(
+        choices=[("", "All"), *((project.slug, project.name) for project in projects)]
+    )
     page, older = ([], None) if events is None else selectors.page_before(events, _before(request))
     context = {
         "filters": filters,
@@ -64,7 +69,6 @@ def trail(request: HttpRequest) -> HttpResponse:
         "events": page,
         "older": older,
         "query": _query_without(request, "before"),
-        "projects": selectors.audited_projects(request.user).order_by("name"),
         "runs": selectors.recent_verifications(),
         "my_exports": selectors.exports_by(request.user),
         "may_export": selectors.may_export_trail(request.user),
