@@ -276,33 +276,45 @@ def verify_in_python() -> tuple[float, int, bool]:
 
 
 def export_child(fmt: str, naive: bool) -> dict[str, float]:
+    """Export 1/20 of the trail first, then all of it: memory that grows with the size of the
+    export shows as the second peak above the first."""
     import csv
 
     from django.contrib.auth import get_user_model
 
+    from governance.access.models import Project
     from governance.audit import selectors, services
     from governance.audit.exports import COLUMNS
 
     admin = get_user_model().objects.get(username="bench-admin")
-    list(selectors.trail_for(admin)[:10])  # warm the connection and the ORM's caches
     before = rss_mb()
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as sink:
-        if naive:
-            rows = list(selectors.trail_for(admin).order_by("seq").values_list(*COLUMNS))
-            text = open(sink.fileno(), "w", closefd=False, newline="")  # noqa: SIM115
-            csv.writer(text).writerows(rows)
-            text.flush()
-            count = len(rows)
-        else:
-            event = services.export_trail(actor=admin, fmt=fmt, criteria={}, destination=sink)
-            count = event.data["rows"]
-        size = sink.seek(0, 2)
+
+    def export(criteria: dict) -> tuple[int, int, float]:
+        started = time.perf_counter()
+        with tempfile.TemporaryFile() as sink:
+            if naive:
+                events = selectors.filter_trail(selectors.trail_for(admin), **criteria)
+                rows = list(events.order_by("seq").values_list(*COLUMNS))
+                text = open(sink.fileno(), "w", closefd=False, newline="")  # noqa: SIM115
+                csv.writer(text).writerows(rows)
+                text.flush()
+                count = len(rows)
+            else:
+                event = services.export_trail(
+                    actor=admin, fmt=fmt, criteria=criteria, destination=sink
+                )
+                count = event.data["rows"]
+            return count, sink.seek(0, 2), time.perf_counter() - started
+
+    export({"project": Project.objects.get(slug="bench-0")})
+    small_peak = max_rss_mb()
+    count, size, seconds = export({})
     return {
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
         "rows": count,
         "megabytes": size / 2**20,
-        "growth_mb": max_rss_mb() - before,
+        "growth_mb": max_rss_mb() - small_peak,
+        "from_start_mb": max_rss_mb() - before,
     }
 
 
@@ -430,12 +442,13 @@ def main() -> None:
         say(
             f"export {fmt:5} {result['rows']} rows: {result['seconds']:6.1f} s, "
             f"{result['rows'] / result['seconds']:,.0f} rows/s, {result['megabytes']:.0f} MB, "
-            f"peak memory growth {result['growth_mb']:.1f} MB (goal <= 50)"
+            f"memory growth beyond a 1/20 export {result['growth_mb']:.1f} MB (goal <= 50), "
+            f"{result['from_start_mb']:.0f} MB from start"
         )
     naive = run_export(options.database, "csv", naive=True)
     say(
         f"  reference, all rows in memory then csv: {naive['seconds']:.1f} s, "
-        f"growth {naive['growth_mb']:.0f} MB"
+        f"growth beyond a 1/20 export {naive['growth_mb']:.0f} MB"
     )
 
     for name, p50, p95, queries in time_pages(admin, auditor, projects[3], options.rounds):

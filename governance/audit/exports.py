@@ -16,31 +16,13 @@ from django.db.models import QuerySet
 
 from governance.audit.chain import format_time
 from governance.audit.models import AuditEvent
+from governance.audit.verification import COLUMNS  # every stored column, hash last
 
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
     "jsonl": ("application/x-ndjson", "jsonl"),
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
 }
-COLUMNS = (
-    "seq",
-    "at",
-    "actor_kind",
-    "actor_id",
-    "actor_name",
-    "actor_token",
-    "action",
-    "target_kind",
-    "target_id",
-    "target_label",
-    "project_id",
-    "payload",
-    "ip",
-    "user_agent",
-    "request_id",
-    "prev_hash",
-    "hash",
-)
 BATCH = 1_000  # larger batches cost memory (and fragmentation) for no speed
 # A worksheet holds 1,048,576 rows, the header included.
 XLSX_MAX_ROWS = 1_048_575
