@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "django_filters",
     "governance.access",
     "governance.audit",
+    "governance.registry",
     "dashboard",
 ]
 

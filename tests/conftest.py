@@ -1,9 +1,11 @@
 """The cast, the project they share, and the switches for tests that need real services."""
 
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -158,3 +160,95 @@ def celery_worker(transactional_db) -> Iterator[RunningWorker]:
         app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10
     ):
         yield RunningWorker()
+
+
+# A real MLflow tracking store (SQLite, on disk) for each test that needs one, copied from one
+# made per run: creating a store runs MLflow's migrations, which takes seconds.
+
+
+@pytest.fixture(scope="session")
+def _blank_mlflow_store(tmp_path_factory) -> Path:
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def mlflow_uri(_blank_mlflow_store, tmp_path, settings) -> str:
+    path = tmp_path / "mlflow.db"
+    shutil.copy(_blank_mlflow_store, path)
+    uri = f"sqlite:///{path}"
+    settings.MLFLOW_TRACKING_URI = uri
+    settings.MLFLOW_ARTIFACT_ROOT = str(tmp_path / "artifacts")
+    return uri
+
+
+@pytest.fixture
+def tracking(mlflow_uri, tmp_path):
+    """An MlflowClient on the test's store, and a helper that logs a run like a data
+    scientist would: params, metrics with history, a data set, tags."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_uri)
+
+    class Tracking:
+        def experiment(self, name: str, project: str | None = None) -> str:
+            tags = {"quorum.project": project} if project else {}
+            return client.create_experiment(
+                name, artifact_location=str(tmp_path / "artifacts" / name), tags=tags
+            )
+
+        def run(
+            self,
+            experiment_id: str,
+            name: str = "run",
+            params: dict | None = None,
+            metrics: dict | None = None,
+            dataset: tuple[str, str] | None = None,
+            finish: bool = True,
+        ) -> str:
+            run = client.create_run(
+                experiment_id,
+                run_name=name,
+                tags={"mlflow.source.git.commit": "9f2c1e7a" * 5},
+            )
+            run_id = run.info.run_id
+            client.log_batch(
+                run_id,
+                params=[Param(k, str(v)) for k, v in (params or {}).items()],
+                metrics=[
+                    Metric(k, v, 1_700_000_000_000 + step, step)
+                    for k, values in (metrics or {}).items()
+                    for step, v in enumerate(values if isinstance(values, list) else [values])
+                ],
+                tags=[RunTag("team", "risk")],
+            )
+            if dataset:
+                data = Dataset(
+                    name=dataset[0],
+                    digest=dataset[1],
+                    source_type="code",
+                    source='{"path": "generated"}',
+                    schema='{"mlflow_colspec": [{"name": "age", "type": "long"}]}',
+                    profile='{"num_rows": 1000}',
+                )
+                context = InputTag("mlflow.data.context", "training")
+                client.log_inputs(run_id, datasets=[DatasetInput(data, tags=[context])])
+            if finish:
+                client.set_terminated(run_id)
+            return run_id
+
+        def model(self, name: str, project: str | None = None) -> None:
+            tags = {"quorum.project": project} if project else {}
+            client.create_registered_model(name, tags=tags)
+
+        def version(self, name: str, run_id: str) -> int:
+            version = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
+            return int(version.version)
+
+    tracking = Tracking()
+    tracking.client = client
+    return tracking

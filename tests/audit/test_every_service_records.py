@@ -17,6 +17,7 @@ from governance.access import services as access
 from governance.access.models import ApiToken, Membership
 from governance.audit import services as audit
 from governance.audit.models import AuditEvent, VerificationRun
+from governance.registry import services as registry
 
 # Functions in services modules that change nothing anyone could want on the trail.
 NOT_CHANGES = {
@@ -152,6 +153,13 @@ SCENARIOS = {
         ),
         "audit.exported",
     ),
+    "governance.registry.services.sync_mlflow": (
+        lambda c: (
+            c.tracking.model("credit-scoring", project="credit-risk"),
+            registry.sync_mlflow(trigger="test"),
+        ),
+        "model.registered",
+    ),
 }
 
 
@@ -161,8 +169,9 @@ class Cast:
 
 
 @pytest.fixture
-def cast(project, admin_user, owner, viewer, outsider, auditor):
+def cast(project, admin_user, owner, viewer, outsider, auditor, tracking):
     return Cast(
+        tracking=tracking,
         project=project,
         admin=admin_user,
         owner=owner,

@@ -1,13 +1,23 @@
+import json
+
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from governance.access.models import Membership, Project
 from governance.access.permissions import capabilities_of
 from governance.access.roles import ROLE_CAPABILITIES, Role
+from governance.registry.models import (
+    DatasetVersion,
+    Experiment,
+    ModelVersion,
+    RegisteredModel,
+    Run,
+    RunInput,
+)
 
 
 def test_demo_gives_one_person_per_role_and_two_projects(db, settings, capsys):
-    call_command("load_demo")
+    call_command("load_demo", no_mlflow=True)
     output = capsys.readouterr().out
     users = get_user_model().objects.in_bulk(field_name="username")
     assert set(users) == {"admin", "priya", "sam", "mei", "alex", "val"}
@@ -22,10 +32,37 @@ def test_demo_gives_one_person_per_role_and_two_projects(db, settings, capsys):
 
 
 def test_demo_loads_twice_without_changing_anything(db, capsys):
-    call_command("load_demo", password="demo pass phrase")
+    call_command("load_demo", password="demo pass phrase", no_mlflow=True)
     before = set(Membership.objects.values_list("project__slug", "user__username", "role"))
-    call_command("load_demo")
+    call_command("load_demo", no_mlflow=True)
     after = set(Membership.objects.values_list("project__slug", "user__username", "role"))
     assert before == after
     assert "already set up" in capsys.readouterr().out
     assert get_user_model().objects.get(username="sam").check_password("demo pass phrase")
+
+
+def test_demo_trains_real_models_that_the_mirror_shows_in_the_demo_projects(db, mlflow_uri):
+    call_command("load_demo", password="demo pass phrase")
+    experiments = Experiment.objects.select_related("project")
+    assert {(e.name, e.project.slug) for e in experiments if e.name != "Default"} == {
+        ("credit-risk/scoring", "credit-risk"),
+        ("credit-risk/feature-selection", "credit-risk"),
+        ("churn/prediction", "churn"),
+    }
+    assert Run.objects.count() >= 28
+    scoring = Run.objects.filter(experiment__name="credit-risk/scoring")
+    assert all(run.metrics["roc_auc"] > 0.6 for run in scoring)
+    assert all(run.code_version for run in scoring)
+    models = {m.name: m for m in RegisteredModel.objects.select_related("project")}
+    assert models["credit-scoring"].aliases == {"champion": 2, "challenger": 3}
+    assert models["churn-predictor"].project.slug == "churn"
+    assert ModelVersion.objects.filter(model__name="credit-scoring").count() == 3
+    version = ModelVersion.objects.get(model__name="credit-scoring", version=2)
+    assert version.run is not None
+    assert version.signature["inputs"]
+    applicants = DatasetVersion.objects.get(name="credit-applicants")
+    assert "sex" in json.dumps(applicants.schema)  # the sensitive column, for bias reports
+    assert RunInput.objects.filter(context="evaluation").exists()
+
+    call_command("load_demo")  # again: nothing is trained twice
+    assert ModelVersion.objects.filter(model__name="credit-scoring").count() == 3

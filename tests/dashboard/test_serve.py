@@ -41,7 +41,7 @@ def site(tmp_path):
     steps = (
         ["migrate"],
         ["collectstatic", "--noinput"],
-        ["load_demo", "--password", "demo pass phrase"],
+        ["load_demo", "--password", "demo pass phrase", "--no-mlflow"],
     )
     for step in steps:
         result = run_manage(*step, env=env)

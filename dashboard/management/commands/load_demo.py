@@ -15,6 +15,9 @@ from django.db import transaction
 from governance.access import services
 from governance.access.models import Membership, Project
 from governance.access.roles import Role
+from governance.registry import demo as mlflow_demo
+from governance.registry import services as registry
+from governance.registry.errors import SyncBusy
 
 PEOPLE = [
     # username, first name, last name, role in the demo projects (None: site admin)
@@ -50,8 +53,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--password", help="Give every new demo person this password instead of a random one."
         )
+        parser.add_argument(
+            "--no-mlflow", action="store_true", help="People and projects only: train nothing."
+        )
 
-    def handle(self, *args: object, password: str | None = None, **options: object) -> None:
+    def handle(
+        self, *args: object, password: str | None = None, no_mlflow: bool = False, **options
+    ) -> None:
         User = get_user_model()  # noqa: N806
         created: list[tuple[str, str, str]] = []
         with transaction.atomic():
@@ -89,6 +97,21 @@ class Command(BaseCommand):
                         user, role = people[username]
                         services.add_member(actor=admin, project=project, user=user, role=role)
         self._report(created)
+        if not no_mlflow:
+            self._mlflow()
+
+    def _mlflow(self) -> None:
+        uri = settings.MLFLOW_TRACKING_URI
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.stdout.write("Training the demo's models in MLflow…")
+        if mlflow_demo.load(uri, settings.MLFLOW_ARTIFACT_ROOT):
+            self.stdout.write(self.style.SUCCESS(f"Demo experiments and models are in {uri}."))
+        try:
+            job = registry.sync_mlflow(trigger="demo")
+        except SyncBusy:
+            return  # the worker is syncing already
+        self.stdout.write(f"Mirrored from MLflow: {job.counts}")
 
     def _report(self, created: list[tuple[str, str, str]]) -> None:
         if not created:

@@ -1,0 +1,28 @@
+from governance.errors import DomainError, NotFound
+
+
+class MlflowUnavailable(DomainError):
+    """MLflow did not answer, or answered with a server error, after the retries."""
+
+    code = "mlflow_unavailable"
+    status = 503
+    default_message = "MLflow is unreachable."
+
+
+class MlflowRefused(DomainError):
+    """MLflow understood and refused (a bad filter, a name it does not accept)."""
+
+    code = "mlflow_refused"
+    status = 502
+    default_message = "MLflow refused the request."
+
+
+class MlflowNotFound(NotFound):
+    code = "mlflow_not_found"
+    default_message = "MLflow has no such object."
+
+
+class SyncBusy(DomainError):
+    code = "sync_busy"
+    status = 409
+    default_message = "Another sync is running; this one was skipped."

@@ -1,0 +1,482 @@
+"""Keeping the mirror in step with MLflow.
+
+MLflow has no "changed since" query, so the incremental sync reads: every experiment and
+registered model (cheap), runs started after the last one seen, runs still running, runs that
+ended since the last check, and model versions newest change first until the last one seen. A
+full sync reads everything and marks what MLflow no longer has. Each page is applied in its
+own transaction, so a failure leaves whole pages behind it and the next sync resumes.
+"""
+
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from governance.access.models import Project
+from governance.audit.services import SystemActor, Target, record
+from governance.errors import DomainError
+from governance.registry import mirror
+from governance.registry.errors import MlflowUnavailable, SyncBusy
+from governance.registry.mlflow_client import Mlflow
+from governance.registry.models import (
+    DatasetVersion,
+    Experiment,
+    Lifecycle,
+    ModelVersion,
+    RegisteredModel,
+    Run,
+    RunInput,
+    SyncRun,
+    SyncState,
+)
+
+SYNC_ACTOR = SystemActor("mlflow-sync")
+LEASE = timedelta(minutes=30)
+# Runs that ended shortly before the last check may not have been visible yet.
+END_MARGIN_MS = 5 * 60 * 1000
+
+RUN_FIELDS = [
+    "experiment",
+    "name",
+    "status",
+    "user",
+    "start_time",
+    "end_time",
+    "lifecycle",
+    "params",
+    "metrics",
+    "tags",
+    "code_version",
+    "source_name",
+    "artifact_uri",
+    "synced_at",
+]
+VERSION_FIELDS = [
+    "source",
+    "run",
+    "run_mlflow_id",
+    "logged_model_id",
+    "status",
+    "stage",
+    "tags",
+    "description",
+    "user",
+    "lifecycle",
+    "created_at",
+    "updated_at",
+    "synced_at",
+]
+
+Progress = Callable[[str, int], None]
+
+
+def sync_mlflow(
+    *,
+    trigger: str,
+    full: bool = False,
+    mlflow: Mlflow | None = None,
+    progress: Progress | None = None,
+) -> SyncRun:
+    """Bring the mirror up to date with MLflow and record what changed in the registry.
+
+    Raises SyncBusy when another sync holds the lease, MlflowUnavailable when MLflow does not
+    answer (the SyncRun is marked failed with the reason first).
+    """
+    owner = uuid.uuid4().hex
+    if not _take_lease(owner):
+        raise SyncBusy
+    job = SyncRun.objects.create(full=full, trigger=trigger)
+    try:
+        _Sync(mlflow or Mlflow(), job, full, progress).run()
+    except Exception as error:
+        SyncRun.objects.filter(pk=job.pk).update(
+            state=SyncRun.State.FAILED, error=_reason(error), finished_at=timezone.now()
+        )
+        raise
+    finally:
+        SyncState.objects.filter(pk=1, lease_owner=owner).update(lease_until=None, lease_owner="")
+    job.refresh_from_db()
+    return job
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, MlflowUnavailable):
+        return error.message
+    return f"{type(error).__name__}: {error}"[:2000]
+
+
+def _take_lease(owner: str) -> bool:
+    now = timezone.now()
+    SyncState.objects.get_or_create(pk=1)
+    taken = SyncState.objects.filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now), pk=1
+    ).update(lease_until=now + LEASE, lease_owner=owner)
+    return taken == 1
+
+
+class _Sync:
+    def __init__(self, mlflow: Mlflow, job: SyncRun, full: bool, progress: Progress | None):
+        self.mlflow, self.job, self.full, self.progress = mlflow, job, full, progress
+        self.state = SyncState.objects.get(pk=1)
+        self.counts: dict[str, int] = {}
+        self.started_ms = int(time.time() * 1000)
+        self.projects = dict(Project.objects.values_list("slug", "pk"))
+
+    def run(self) -> None:
+        experiments = self.experiments()
+        cursors = self.runs(experiments)
+        self.models()
+        versions_cursor = self.versions()
+        with transaction.atomic():
+            SyncState.objects.filter(pk=1).update(
+                runs_started_after=cursors, runs_checked_at=self.started_ms,
+                versions_updated_after=versions_cursor,
+            )  # fmt: skip
+            SyncRun.objects.filter(pk=self.job.pk).update(
+                state=SyncRun.State.SUCCEEDED,
+                phase="done",
+                counts=self.counts,
+                finished_at=timezone.now(),
+            )
+            changed = {k: v for k, v in self.counts.items() if v and k != "runs_seen"}
+            if changed:
+                record(
+                    actor=SYNC_ACTOR,
+                    action="mlflow.synced",
+                    target=Target("syncrun", str(self.job.pk), f"sync {self.job.pk}"),
+                    payload={"full": self.full, "counts": self.counts},
+                )
+
+    def _step(self, phase: str, done: int) -> None:
+        SyncRun.objects.filter(pk=self.job.pk).update(phase=phase, done=done, counts=self.counts)
+        if self.progress:
+            self.progress(phase, done)
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n
+
+    def _project_of(self, tags: dict) -> int | None:
+        return self.projects.get(tags.get(mirror.PROJECT_TAG, ""))
+
+    # Experiments
+
+    def experiments(self) -> dict[str, int]:
+        rows = [mirror.experiment_row(e) for e in self.mlflow.experiments()]
+        linked = dict(
+            Experiment.objects.filter(linked_in_quorum=True).values_list("mlflow_id", "project")
+        )
+        now = timezone.now()
+        objects = [
+            Experiment(
+                **row,
+                project_id=linked[row["mlflow_id"]]
+                if row["mlflow_id"] in linked
+                else self._project_of(row["tags"]),
+                synced_at=now,
+            )
+            for row in rows
+        ]
+        with transaction.atomic():
+            known = set(Experiment.objects.values_list("mlflow_id", flat=True))
+            Experiment.objects.bulk_create(
+                objects,
+                update_conflicts=True,
+                unique_fields=["mlflow_id"],
+                update_fields=[
+                    "name", "artifact_location", "lifecycle", "tags", "project",
+                    "created_at", "updated_at", "synced_at",
+                ],
+            )  # fmt: skip
+            seen = {row["mlflow_id"] for row in rows}
+            gone = Experiment.objects.exclude(mlflow_id__in=seen).exclude(
+                lifecycle=Lifecycle.DELETED
+            )
+            self._count("experiments_gone", gone.update(lifecycle=Lifecycle.DELETED))
+        self._count("experiments_new", len(seen - known))
+        self._step("experiments", len(rows))
+        return dict(Experiment.objects.values_list("mlflow_id", "pk"))
+
+    # Runs
+
+    def runs(self, experiments: dict[str, int]) -> int:
+        """Apply runs page by page; return the new "started after" cursor."""
+        ids = list(experiments)
+        cursor = self.state.runs_started_after
+        if self.full or not cursor:
+            queries = [""]
+        else:
+            checked = max(0, self.state.runs_checked_at - END_MARGIN_MS)
+            queries = [
+                f"attributes.start_time > {cursor}",
+                "attributes.status = 'RUNNING'",
+                f"attributes.end_time > {checked}",
+            ]
+        seen: set[str] = set()
+        for query in queries:
+            page: list[object] = []
+            for run in self.mlflow.runs(ids, query) if ids else []:
+                if run.info.run_id in seen:
+                    continue
+                seen.add(run.info.run_id)
+                page.append(run)
+                cursor = max(cursor, run.info.start_time or 0)
+                if len(page) == 1000:
+                    self._apply_runs(page, experiments)
+                    page = []
+            if page:
+                self._apply_runs(page, experiments)
+        self._count("runs_seen", len(seen))
+        if self.full:
+            gone = Run.objects.exclude(mlflow_id__in=seen).exclude(lifecycle=Lifecycle.DELETED)
+            self._count("runs_gone", gone.update(lifecycle=Lifecycle.DELETED))
+        return cursor
+
+    def _apply_runs(self, runs: list[object], experiments: dict[str, int]) -> None:
+        now = timezone.now()
+        rows = [mirror.run_row(run) for run in runs]
+        used = [(run.info.run_id, mirror.run_datasets(run)) for run in runs]
+        with transaction.atomic():
+            known = set(
+                Run.objects.filter(mlflow_id__in=[r["mlflow_id"] for r in rows]).values_list(
+                    "mlflow_id", flat=True
+                )
+            )
+            Run.objects.bulk_create(
+                [
+                    Run(
+                        experiment_id=experiments[row.pop("experiment_mlflow_id")],
+                        synced_at=now,
+                        **row,
+                    )
+                    for row in rows
+                ],
+                update_conflicts=True,
+                unique_fields=["mlflow_id"],
+                update_fields=RUN_FIELDS,
+            )
+            self._apply_datasets(used)
+        self._count("runs_new", len({r["mlflow_id"] for r in rows} - known))
+        self._step("runs", self.counts.get("runs_new", 0))
+
+    def _apply_datasets(self, used: Iterable[tuple[str, list[tuple[dict, str]]]]) -> None:
+        datasets = {(row["name"], row["digest"]): row for _, found in used for row, _ in found}
+        if not datasets:
+            return
+        DatasetVersion.objects.bulk_create(
+            [DatasetVersion(**row) for row in datasets.values()],
+            update_conflicts=True,
+            unique_fields=["name", "digest"],
+            update_fields=["source_type", "source", "schema", "profile"],
+        )
+        ids = {
+            (name, digest): pk
+            for name, digest, pk in DatasetVersion.objects.filter(
+                name__in={name for name, _ in datasets}
+            ).values_list("name", "digest", "pk")
+        }
+        runs = dict(
+            Run.objects.filter(mlflow_id__in=[run_id for run_id, _ in used]).values_list(
+                "mlflow_id", "pk"
+            )
+        )
+        RunInput.objects.bulk_create(
+            [
+                RunInput(
+                    run_id=runs[run_id],
+                    dataset_id=ids[(row["name"], row["digest"])],
+                    context=context,
+                )
+                for run_id, found in used
+                for row, context in found
+            ],
+            ignore_conflicts=True,
+        )
+
+    # Registered models
+
+    def models(self) -> None:
+        rows = [mirror.model_row(model) for model in self.mlflow.registered_models()]
+        now = timezone.now()
+        with transaction.atomic():
+            before = {
+                name: (pk, aliases, project)
+                for name, pk, aliases, project in RegisteredModel.objects.values_list(
+                    "name", "pk", "aliases", "project"
+                )
+            }
+            linked = set(
+                RegisteredModel.objects.filter(linked_in_quorum=True).values_list("name", flat=True)
+            )
+            RegisteredModel.objects.bulk_create(
+                [
+                    RegisteredModel(
+                        **row,
+                        project_id=before[row["name"]][2]
+                        if row["name"] in linked
+                        else self._project_of(row["tags"]),
+                        lifecycle=Lifecycle.ACTIVE,
+                        synced_at=now,
+                    )
+                    for row in rows
+                ],
+                update_conflicts=True,
+                unique_fields=["name"],
+                update_fields=[
+                    "description", "tags", "aliases", "project", "lifecycle",
+                    "created_at", "updated_at", "synced_at",
+                ],
+            )  # fmt: skip
+            seen = {row["name"] for row in rows}
+            gone = RegisteredModel.objects.exclude(name__in=seen).exclude(
+                lifecycle=Lifecycle.DELETED
+            )
+            self._count("models_gone", gone.update(lifecycle=Lifecycle.DELETED))
+            models = {m.name: m for m in RegisteredModel.objects.filter(name__in=seen)}
+            for row in rows:
+                model = models[row["name"]]
+                if row["name"] not in before:
+                    self._count("models_new")
+                    record(
+                        actor=SYNC_ACTOR,
+                        action="model.registered",
+                        target=model,
+                        project=model.project,
+                        payload={"after": {"name": model.name}},
+                    )
+                    continue
+                self._note_alias_moves(model, before[row["name"]][1], row["aliases"])
+        self._step("models", len(rows))
+
+    def _note_alias_moves(self, model: RegisteredModel, old: dict, new: dict) -> None:
+        for alias in sorted(set(old) | set(new)):
+            if old.get(alias) != new.get(alias):
+                self._count("aliases_moved")
+                record(
+                    actor=SYNC_ACTOR,
+                    action="model.alias_moved",
+                    target=model,
+                    project=model.project,
+                    payload={
+                        "alias": alias,
+                        "before": {"version": old.get(alias)},
+                        "after": {"version": new.get(alias)},
+                    },
+                )
+
+    # Model versions
+
+    def versions(self) -> int:
+        cursor = self.state.versions_updated_after
+        newest = cursor
+        rows, seen = [], set()
+        for version in self.mlflow.model_versions():
+            updated = version.last_updated_timestamp or 0
+            if not self.full and cursor and updated < cursor:
+                break
+            newest = max(newest, updated)
+            rows.append(mirror.version_row(version))
+            seen.add((version.name, int(version.version)))
+            if len(rows) == 500:
+                self._apply_versions(rows)
+                rows = []
+        if rows:
+            self._apply_versions(rows)
+        if self.full:
+            self._mark_gone_versions(seen)
+        return newest
+
+    def _mark_gone_versions(self, seen: set[tuple[str, int]]) -> None:
+        live = ModelVersion.objects.exclude(lifecycle=Lifecycle.DELETED).select_related(
+            "model__project"
+        )
+        with transaction.atomic():
+            for version in live:
+                if (version.model.name, version.version) in seen:
+                    continue
+                version.lifecycle = Lifecycle.DELETED
+                version.save(update_fields=["lifecycle"])
+                self._count("versions_gone")
+                record(
+                    actor=SYNC_ACTOR,
+                    action="model_version.deleted",
+                    target=version,
+                    project=version.model.project,
+                    payload={"before": {"lifecycle": Lifecycle.ACTIVE}},
+                )
+
+    def _apply_versions(self, rows: list[dict]) -> None:
+        models = {
+            m.name: m
+            for m in RegisteredModel.objects.filter(
+                name__in={row["model_name"] for row in rows}
+            ).select_related("project")
+        }
+        runs = dict(
+            Run.objects.filter(mlflow_id__in={row["run_mlflow_id"] for row in rows}).values_list(
+                "mlflow_id", "pk"
+            )
+        )
+        now = timezone.now()
+        with transaction.atomic():
+            known = set(
+                ModelVersion.objects.filter(model__in=models.values()).values_list(
+                    "model__name", "version"
+                )
+            )
+            fresh = [row for row in rows if (row["model_name"], row["version"]) not in known]
+            signatures = {
+                (row["model_name"], row["version"]): self._signature(row["source"]) for row in fresh
+            }
+            objects = []
+            for row in rows:
+                model = models.get(row["model_name"])
+                if model is None:  # registered after the models were read: next sync
+                    continue
+                key = (row["model_name"], row["version"])
+                fields = {k: v for k, v in row.items() if k not in {"model_name", "updated_ms"}}
+                objects.append(
+                    ModelVersion(
+                        model=model,
+                        run_id=runs.get(row["run_mlflow_id"]),
+                        signature=signatures.get(key, {}),
+                        lifecycle=Lifecycle.ACTIVE,
+                        synced_at=now,
+                        **fields,
+                    )
+                )
+            ModelVersion.objects.bulk_create(
+                objects,
+                update_conflicts=True,
+                unique_fields=["model", "version"],
+                update_fields=VERSION_FIELDS,
+            )
+            for row in fresh:
+                model = models.get(row["model_name"])
+                if model is None:
+                    continue
+                self._count("versions_new")
+                record(
+                    actor=SYNC_ACTOR,
+                    action="model_version.registered",
+                    target=Target(
+                        "modelversion",
+                        f"{model.name}/{row['version']}",
+                        f"{model.name} v{row['version']}",
+                    ),
+                    project=model.project,
+                    payload={"after": {"version": row["version"], "run": row["run_mlflow_id"],
+                                       "source": row["source"]}},
+                )  # fmt: skip
+        self._step("versions", self.counts.get("versions_new", 0))
+
+    def _signature(self, source: str) -> dict:
+        if not source:
+            return {}
+        try:
+            return self.mlflow.signature_of(source)
+        except DomainError:  # a missing or unreadable MLmodel file leaves it empty
+            return {}

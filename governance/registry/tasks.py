@@ -1,0 +1,23 @@
+import logging
+
+from celery import shared_task
+
+from governance.registry import services
+from governance.registry.errors import MlflowUnavailable, SyncBusy
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="registry.sync_mlflow",
+    autoretry_for=(MlflowUnavailable,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+    time_limit=3600,
+)
+def sync_mlflow(*, full: bool = False, trigger: str = "schedule") -> None:
+    try:
+        services.sync_mlflow(trigger=trigger, full=full)
+    except SyncBusy:
+        log.info("an MLflow sync is already running; skipped")
