@@ -8,7 +8,7 @@ from dashboard.forms import (
     AuditedSetPasswordForm,
     QueuedPasswordResetForm,
 )
-from dashboard.views import access, audit, errors, health
+from dashboard.views import access, audit, errors, health, registry
 
 auth_patterns = [
     path(
@@ -72,6 +72,16 @@ urlpatterns = [
     ),
     path("projects/<slug:slug>/settings/", access.project_settings, name="project_settings"),
     path("projects/<slug:slug>/activity/", audit.project_activity, name="project_activity"),
+    path("projects/<slug:slug>/experiments/", registry.experiments, name="experiments"),
+    path(
+        "projects/<slug:slug>/experiments/<str:experiment_id>/",
+        registry.experiment,
+        name="experiment",
+    ),
+    path("projects/<slug:slug>/runs/<str:run_id>/", registry.run, name="run"),
+    path("projects/<slug:slug>/compare/", registry.compare, name="compare_runs"),
+    path("projects/<slug:slug>/models/", registry.models, name="models"),
+    path("projects/<slug:slug>/models/<path:name>/", registry.model, name="model"),
     path("audit/", audit.trail, name="audit_trail"),
     path("audit/export/", audit.export, name="audit_export"),
     path("audit/exports/<int:seq>/manifest.json", audit.manifest, name="audit_manifest"),

@@ -1,4 +1,9 @@
+import json
+
 from django import template
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from governance.access.roles import Role
 
@@ -14,3 +19,35 @@ def role_label(value: str | None) -> str:
         return Role(value).label
     except ValueError:
         return value
+
+
+_JSON_ESCAPES = {ord(">"): "\\u003E", ord("<"): "\\u003C", ord("&"): "\\u0026"}
+
+
+@register.simple_tag
+def chart(figure: dict | None, element_id: str, label: str = "Chart") -> str:
+    """A place for a Plotly figure and its data; static/js/charts.js draws it."""
+    if not figure:
+        return ""
+    data = json.dumps(figure, cls=DjangoJSONEncoder).translate(_JSON_ESCAPES)
+    return format_html(
+        '<div id="{}" class="plot" role="img" aria-label="{}"></div>'
+        '<script type="application/json" class="chart" data-target="{}">{}</script>',
+        element_id,
+        label,
+        element_id,
+        mark_safe(data),  # noqa: S308 (escaped above, as django's json_script does)
+    )
+
+
+@register.filter
+def metric(value: object) -> str:
+    """A metric for people: 4 significant digits; NaN and infinities by name."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "—" if value is None else str(value)
+
+
+@register.filter
+def get_item(mapping: dict, key: str) -> object:
+    return mapping.get(key) if isinstance(mapping, dict) else None

@@ -158,10 +158,11 @@ def _train(
     # Floats throughout: a signature of integer columns cannot take missing values later.
     x_train, y_train = data.train[features].astype("float64"), data.train[data.target]
     x_test, y_test = data.test[features].astype("float64"), data.test[data.target]
-    with mlflow.start_run(experiment_id=experiment_id, run_name=params.pop("run_name")) as run:
+    tags = {"mlflow.user": user}  # at the start: MLflow takes the run's user from it
+    name = params.pop("run_name")
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags) as run:
         mlflow.set_tags(
             {
-                "mlflow.user": user,
                 "mlflow.source.name": script,
                 "mlflow.source.type": "LOCAL",
                 "mlflow.source.git.commit": _commit(script),

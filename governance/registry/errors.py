@@ -26,3 +26,18 @@ class SyncBusy(DomainError):
     code = "sync_busy"
     status = 409
     default_message = "Another sync is running; this one was skipped."
+
+
+class RunNotFound(NotFound):
+    code = "run_not_found"
+    default_message = "No such run in this project."
+
+
+class ExperimentNotFound(NotFound):
+    code = "experiment_not_found"
+    default_message = "No such experiment in this project."
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+    default_message = "No such model in this project."

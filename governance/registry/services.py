@@ -26,6 +26,7 @@ from governance.registry.models import (
     DatasetVersion,
     Experiment,
     Lifecycle,
+    MetricHistory,
     ModelVersion,
     RegisteredModel,
     Run,
@@ -480,3 +481,40 @@ class _Sync:
             return self.mlflow.signature_of(source)
         except DomainError:  # a missing or unreadable MLmodel file leaves it empty
             return {}
+
+
+# Metric histories, cached on first view
+
+
+def metric_histories(*, run: Run, mlflow: Mlflow | None = None) -> dict[str, list]:
+    """The run's metric histories, {key: [[step, timestamp ms, value], ...]}.
+
+    Cached rows answer; what is missing (or everything, while the run is still running) is
+    fetched from MLflow and cached. If MLflow is unreachable, the cache alone answers.
+    """
+    cached = {history.key: history.points for history in run.histories.all()}
+    wanted = (
+        list(run.metrics)
+        if run.status == Run.Status.RUNNING
+        else [key for key in run.metrics if key not in cached]
+    )
+    if not wanted:
+        return cached
+    try:
+        client = mlflow or Mlflow()
+        fetched = {
+            key: [
+                [point.step, point.timestamp, mirror.metric_value(point.value)]
+                for point in client.metric_history(run.mlflow_id, key)
+            ]
+            for key in wanted
+        }
+    except MlflowUnavailable:
+        return cached
+    MetricHistory.objects.bulk_create(
+        [MetricHistory(run=run, key=key, points=points) for key, points in fetched.items()],
+        update_conflicts=True,
+        unique_fields=["run", "key"],
+        update_fields=["points", "fetched_at"],
+    )
+    return {**cached, **fetched}

@@ -53,6 +53,7 @@ def test_demo_trains_real_models_that_the_mirror_shows_in_the_demo_projects(db, 
     scoring = Run.objects.filter(experiment__name="credit-risk/scoring")
     assert all(run.metrics["roc_auc"] > 0.6 for run in scoring)
     assert all(run.code_version for run in scoring)
+    assert {run.user for run in scoring} == {"sam", "mei"}
     models = {m.name: m for m in RegisteredModel.objects.select_related("project")}
     assert models["credit-scoring"].aliases == {"champion": 2, "challenger": 3}
     assert models["churn-predictor"].project.slug == "churn"

@@ -1,0 +1,218 @@
+"""Reads of the mirror for the pages and the API, always within one project."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.db.models import (
+    Count,
+    F,
+    FloatField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+)
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
+
+from governance.access.models import Project
+from governance.errors import InvalidInput
+from governance.registry.errors import ExperimentNotFound, ModelNotFound, RunNotFound
+from governance.registry.models import (
+    Experiment,
+    ModelVersion,
+    RegisteredModel,
+    Run,
+    SyncRun,
+)
+
+PAGE_SIZE = 50
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Where missing values sort: after everything, whichever the direction.
+LOWEST = -1.7976931348623157e308
+
+
+def experiments_of(project: Project) -> QuerySet[Experiment]:
+    """The project's experiments with their run count and last run's start, by name."""
+    return (
+        Experiment.objects.filter(project=project)
+        .annotate(run_count=Count("runs"), last_run_at=Max("runs__start_time"))
+        .order_by("lifecycle", "name")
+    )
+
+
+def experiment_of(project: Project, mlflow_id: str) -> Experiment:
+    experiment = Experiment.objects.filter(project=project, mlflow_id=mlflow_id).first()
+    if experiment is None:
+        raise ExperimentNotFound
+    return experiment
+
+
+@dataclass(frozen=True)
+class Column:
+    """A run column chosen by the person: `metric:roc_auc` or `param:C`."""
+
+    kind: str
+    key: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Column":
+        kind, _, key = text.partition(":")
+        if kind not in {"metric", "param"} or not key or len(key) > 250:
+            raise InvalidInput(
+                f"“{text}” is not a column: write metric:NAME or param:NAME.",
+                fields={"columns": ["Write metric:NAME or param:NAME."]},
+            )
+        return cls(kind, key)
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}:{self.key}"
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[Run]
+    next_cursor: str | None
+
+
+def run_keys(experiment: Experiment, limit: int = 500) -> tuple[list[str], list[str]]:
+    """The metric and param names used in the experiment's latest runs, for the column menu."""
+    metrics: set[str] = set()
+    params: set[str] = set()
+    recent = experiment.runs.order_by("-start_time").values_list("metrics", "params")[:limit]
+    for run_metrics, run_params in recent:
+        metrics.update(run_metrics)
+        params.update(run_params)
+    return sorted(metrics), sorted(params)
+
+
+def runs_page(
+    experiment: Experiment,
+    *,
+    sort: str = "-start_time",
+    status: str = "",
+    search: str = "",
+    include_deleted: bool = False,
+    after: str | None = None,
+    size: int = PAGE_SIZE,
+) -> RunPage:
+    """One page of the experiment's runs, sorted by start time or by any metric or param,
+    with keyset pagination: the cost of a page does not grow with how far one reads.
+
+    Raises InvalidInput for an unknown sort or a cursor that does not fit it.
+    """
+    descending = sort.startswith("-")
+    field = sort.removeprefix("-")
+    runs = experiment.runs.all()
+    if not include_deleted:
+        runs = runs.filter(lifecycle="active")
+    if status:
+        if status not in Run.Status.values:
+            raise InvalidInput(fields={"status": [f"One of {', '.join(Run.Status.values)}."]})
+        runs = runs.filter(status=status)
+    if search:
+        runs = runs.filter(Q(name__icontains=search) | Q(mlflow_id=search))
+    if field == "start_time":
+        # Scheduled runs have no start yet: they sort as the oldest.
+        runs = runs.annotate(sort_value=Coalesce(F("start_time"), Value(EPOCH)))
+    else:
+        column = Column.parse(field)
+        text = KeyTextTransform(column.key, "metrics" if column.kind == "metric" else "params")
+        value = (
+            Coalesce(Cast(text, FloatField()), Value(LOWEST))
+            if column.kind == "metric"
+            else Coalesce(text, Value(""), output_field=TextField())
+        )
+        runs = runs.annotate(sort_value=value)
+    order = ("-sort_value", "-id") if descending else ("sort_value", "id")
+    runs = runs.order_by(*order)
+    if after:
+        runs = _after(runs, after, field, descending)
+    page = list(runs.select_related("experiment")[: size + 1])
+    more = len(page) > size
+    page = page[:size]
+    cursor = _cursor(page[-1], field) if more else None
+    return RunPage(page, cursor)
+
+
+def _cursor(run: Run, field: str) -> str:
+    value = run.sort_value
+    return f"{value.isoformat() if field == 'start_time' else value}|{run.pk}"
+
+
+def _after(runs: QuerySet[Run], cursor: str, field: str, descending: bool) -> QuerySet[Run]:
+    value, _, pk = cursor.rpartition("|")
+    if not pk.isdigit():
+        raise InvalidInput("This page link is broken; start from the first page.")
+    try:
+        if field.startswith("metric:"):
+            value = float(value)
+        elif field == "start_time":
+            value = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput("This page link is broken; start from the first page.") from None
+    beyond = "lt" if descending else "gt"
+    return runs.filter(
+        Q(**{f"sort_value__{beyond}": value}) | Q(sort_value=value, **{f"id__{beyond}": int(pk)})
+    )
+
+
+def run_of(project: Project, mlflow_id: str) -> Run:
+    run = (
+        Run.objects.filter(experiment__project=project, mlflow_id=mlflow_id)
+        .select_related("experiment")
+        .first()
+    )
+    if run is None:
+        raise RunNotFound
+    return run
+
+
+def runs_to_compare(project: Project, mlflow_ids: list[str]) -> list[Run]:
+    """2 to 20 runs of the project, in the order asked. Raises InvalidInput, RunNotFound."""
+    unique = list(dict.fromkeys(mlflow_ids))
+    if not 2 <= len(unique) <= 20:
+        raise InvalidInput(
+            "Compare 2 to 20 runs.", fields={"runs": [f"{len(unique)} given; pick 2 to 20."]}
+        )
+    found = {
+        run.mlflow_id: run
+        for run in Run.objects.filter(
+            experiment__project=project, mlflow_id__in=unique
+        ).select_related("experiment")
+    }
+    if len(found) != len(unique):
+        raise RunNotFound
+    return [found[mlflow_id] for mlflow_id in unique]
+
+
+def models_of(project: Project) -> QuerySet[RegisteredModel]:
+    """The project's registered models with their version count and latest version."""
+    latest = (
+        ModelVersion.objects.filter(model=OuterRef("pk")).order_by("-version").values("version")[:1]
+    )
+    return (
+        RegisteredModel.objects.filter(project=project)
+        .annotate(version_count=Count("versions"), latest_version=Subquery(latest))
+        .order_by("lifecycle", "name")
+    )
+
+
+def model_of(project: Project, name: str) -> RegisteredModel:
+    model = RegisteredModel.objects.filter(project=project, name=name).first()
+    if model is None:
+        raise ModelNotFound
+    return model
+
+
+def versions_of(model: RegisteredModel) -> QuerySet[ModelVersion]:
+    return model.versions.select_related("run").order_by("-version")
+
+
+def last_sync() -> SyncRun | None:
+    """The latest sync that finished, and whether the one after it failed."""
+    return SyncRun.objects.exclude(state=SyncRun.State.RUNNING).order_by("-started_at").first()
