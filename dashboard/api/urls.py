@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from dashboard.api import access, audit
+from dashboard.api import access, audit, registry
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -42,6 +42,32 @@ urlpatterns = [
         name="api-project-restore",
     ),
     path("projects/<slug:slug>/members/", access.MemberListView.as_view(), name="api-members"),
+    path(
+        "projects/<slug:slug>/experiments/",
+        registry.ExperimentListView.as_view(),
+        name="api-experiments",
+    ),
+    path(
+        "projects/<slug:slug>/experiments/<str:experiment_id>/runs/",
+        registry.RunListView.as_view(),
+        name="api-runs",
+    ),
+    path(
+        "projects/<slug:slug>/runs/<str:run_id>/", registry.RunDetailView.as_view(), name="api-run"
+    ),
+    path(
+        "projects/<slug:slug>/runs/<str:run_id>/metrics/<str:key>/history/",
+        registry.MetricHistoryView.as_view(),
+        name="api-metric-history",
+    ),
+    path("projects/<slug:slug>/models/", registry.ModelListView.as_view(), name="api-models"),
+    path(
+        "projects/<slug:slug>/models/<path:name>/",
+        registry.ModelDetailView.as_view(),
+        name="api-model",
+    ),
+    path("projects/<slug:slug>/datasets/", registry.DatasetListView.as_view(), name="api-datasets"),
+    path("projects/<slug:slug>/sync/", registry.SyncView.as_view(), name="api-sync"),
     path(
         "projects/<slug:slug>/members/<str:username>/",
         access.MemberDetailView.as_view(),

@@ -17,6 +17,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from governance.access.models import Project
+from governance.access.permissions import require
+from governance.access.roles import Capability
 from governance.audit.services import SystemActor, Target, record
 from governance.errors import DomainError
 from governance.registry import mirror
@@ -102,6 +104,22 @@ def sync_mlflow(
         SyncState.objects.filter(pk=1, lease_owner=owner).update(lease_until=None, lease_owner="")
     job.refresh_from_db()
     return job
+
+
+def request_sync(*, actor: object, project: Project, full: bool = False) -> None:
+    """Ask a worker to sync MLflow now (data scientists, ML engineers, admins)."""
+    require(actor, Capability.SYNC_MLFLOW, project)
+    from governance.registry.tasks import sync_mlflow as task  # it imports this module
+
+    with transaction.atomic():
+        record(
+            actor=actor,
+            action="mlflow.sync_requested",
+            target=project,
+            project=project,
+            payload={"full": full},
+        )
+        transaction.on_commit(lambda: task.delay(full=full, trigger="request"))
 
 
 def _reason(error: Exception) -> str:

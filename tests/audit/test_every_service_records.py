@@ -161,6 +161,10 @@ SCENARIOS = {
         ),
         "model.registered",
     ),
+    "governance.registry.services.request_sync": (
+        lambda c: registry.request_sync(actor=c.admin, project=c.project),
+        "mlflow.sync_requested",
+    ),
 }
 
 

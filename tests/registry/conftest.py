@@ -1,15 +1,24 @@
 import pytest
 
-from governance.access.roles import Role
-from tests.factories import make_project
+from governance.registry import services
 
 
 @pytest.fixture
-def churn(admin_user, owner, scientist):
-    return make_project(
-        admin=admin_user,
-        owner=owner,
-        slug="churn",
-        name="Churn",
-        members={scientist: Role.DATA_SCIENTIST},
-    )
+def mirrored(project, tracking):
+    """A small MLflow history, synced: two experiments of the project, one of another."""
+    experiment = tracking.experiment("credit/scoring", project="credit-risk")
+    runs = [
+        tracking.run(
+            experiment,
+            f"run-{n}",
+            params={"C": n, "solver": "lbfgs" if n % 2 else "saga"},
+            metrics={"auc": [0.5, 0.6 + n / 100], "accuracy": 0.7 + n / 100},
+            dataset=("applicants", "digest1"),
+        )
+        for n in range(5)
+    ]
+    tracking.model("credit-scoring", project="credit-risk")
+    tracking.version("credit-scoring", runs[4])
+    tracking.client.set_registered_model_alias("credit-scoring", "champion", "1")
+    services.sync_mlflow(trigger="test")
+    return {"experiment": experiment, "runs": runs}
