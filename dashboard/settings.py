@@ -173,6 +173,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 MLFLOW_TRACKING_URI = env(
     "MLFLOW_TRACKING_URI", default=f"sqlite:///{VAR_DIR / 'mlflow' / 'mlflow.db'}"
 )
+# Shared with MLflow's webhook (manage.py register_mlflow_webhook); empty turns webhooks off.
+MLFLOW_WEBHOOK_SECRET = env("MLFLOW_WEBHOOK_SECRET", default="")
 MLFLOW_ARTIFACT_ROOT = env("MLFLOW_ARTIFACT_ROOT", default=str(VAR_DIR / "mlflow" / "artifacts"))
 
 # Email: files under var/mail unless EMAIL_URL names an SMTP server (smtp://, smtp+tls://).

@@ -8,7 +8,7 @@ from dashboard.forms import (
     AuditedSetPasswordForm,
     QueuedPasswordResetForm,
 )
-from dashboard.views import access, audit, errors, health, registry
+from dashboard.views import access, audit, errors, health, hooks, registry
 
 auth_patterns = [
     path(
@@ -90,6 +90,7 @@ urlpatterns = [
     path("projects/<slug:slug>/archive/", access.project_archive, name="project_archive"),
     path("api/v1/", include("dashboard.api.urls")),
     path("healthz", health.healthz, name="healthz"),
+    path("hooks/mlflow/", hooks.mlflow_webhook, name="mlflow_webhook"),
     path("admin/", admin.site.urls),
     path("audit-admin/", auditor_site.urls),
 ]

@@ -41,3 +41,33 @@ class ExperimentNotFound(NotFound):
 class ModelNotFound(NotFound):
     code = "model_not_found"
     default_message = "No such model in this project."
+
+
+class WebhooksDisabled(DomainError):
+    code = "webhooks_disabled"
+    status = 503
+    default_message = "MLflow webhooks are not configured here: set MLFLOW_WEBHOOK_SECRET."
+
+
+class BadSignature(DomainError):
+    code = "bad_signature"
+    status = 401
+    default_message = "The webhook's signature does not match."
+
+
+class StaleDelivery(DomainError):
+    code = "stale_delivery"
+    status = 401
+    default_message = "The webhook's timestamp is too far from now."
+
+
+class ReplayedDelivery(DomainError):
+    code = "replayed_delivery"
+    status = 400
+    default_message = "This delivery was received already."
+
+
+class MalformedDelivery(DomainError):
+    code = "malformed_delivery"
+    status = 400
+    default_message = "The webhook's body is not an MLflow event."

@@ -1,5 +1,8 @@
 """MLflow's entities as rows of the mirror: pure conversions, no database."""
 
+import base64
+import hashlib
+import hmac
 import json
 import math
 from datetime import UTC, datetime
@@ -116,3 +119,10 @@ def version_row(version: object) -> dict:
 def _logged_model(source: str | None) -> str:
     """MLflow 3 registers logged models by `models:/<model id>`."""
     return source.removeprefix("models:/") if source and source.startswith("models:/m-") else ""
+
+
+def webhook_signature(secret: str, delivery_id: str, timestamp: str, body: bytes) -> str:
+    """MLflow's signature: HMAC-SHA256 over "delivery id.timestamp.body", base64, "v1,"."""
+    content = f"{delivery_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret.encode(), content, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()

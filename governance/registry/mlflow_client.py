@@ -73,6 +73,25 @@ class Mlflow:
             order_by=["last_updated_timestamp DESC"],
         )
 
+    def registered_model(self, name: str) -> object:
+        return self._call(self.client.get_registered_model, name)
+
+    def versions_of(self, name: str) -> Iterator[object]:
+        """Every version of one model."""
+        if "'" not in name:
+            query = f"name='{name}'"
+        elif '"' not in name:
+            query = f'name="{name}"'
+        else:  # no quoting fits: read them all and keep this model's
+            yield from (v for v in self.model_versions() if v.name == name)
+            return
+        yield from self._pages(
+            self.client.search_model_versions, filter_string=query, max_results=PAGE
+        )
+
+    def run(self, run_id: str) -> object:
+        return self._call(self.client.get_run, run_id)
+
     def metric_history(self, run_id: str, key: str) -> list[object]:
         return self._call(self.client.get_metric_history, run_id, key)
 
@@ -110,6 +129,24 @@ class Mlflow:
 
     def set_version_tag(self, model: str, version: int, key: str, value: str) -> None:
         self._call(self.client.set_model_version_tag, model, str(version), key, value)
+
+    def register_webhook(self, *, name: str, url: str, secret: str, events: list[str]) -> str:
+        """Create the webhook, or point the one of that name at `url`. Returns its id."""
+        for webhook in self._pages(self.client.list_webhooks, max_results=100):
+            if webhook.name == name:
+                self._call(
+                    self.client.update_webhook,
+                    webhook.webhook_id,
+                    url=url,
+                    events=events,
+                    secret=secret,
+                    status="ACTIVE",
+                )
+                return webhook.webhook_id
+        webhook = self._call(
+            self.client.create_webhook, name=name, url=url, events=events, secret=secret
+        )
+        return webhook.webhook_id
 
     # Plumbing
 

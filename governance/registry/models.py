@@ -226,3 +226,18 @@ class SyncState(models.Model):
 
     def __str__(self) -> str:
         return "sync state"
+
+
+class WebhookDelivery(models.Model):
+    """An MLflow webhook delivery accepted once: a second one with the same id is a replay."""
+
+    delivery_id = models.CharField(max_length=64, unique=True)
+    event = models.CharField(max_length=64)
+    model_name = models.CharField(max_length=500, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event} ({self.delivery_id})"

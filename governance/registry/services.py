@@ -7,12 +7,15 @@ full sync reads everything and marks what MLflow no longer has. Each page is app
 own transaction, so a failure leaves whole pages behind it and the next sync resumes.
 """
 
+import hmac
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -22,7 +25,15 @@ from governance.access.roles import Capability
 from governance.audit.services import SystemActor, Target, record
 from governance.errors import DomainError
 from governance.registry import mirror
-from governance.registry.errors import MlflowUnavailable, SyncBusy
+from governance.registry.errors import (
+    BadSignature,
+    MalformedDelivery,
+    MlflowUnavailable,
+    ReplayedDelivery,
+    StaleDelivery,
+    SyncBusy,
+    WebhooksDisabled,
+)
 from governance.registry.mlflow_client import Mlflow
 from governance.registry.models import (
     DatasetVersion,
@@ -35,10 +46,13 @@ from governance.registry.models import (
     RunInput,
     SyncRun,
     SyncState,
+    WebhookDelivery,
 )
 
 SYNC_ACTOR = SystemActor("mlflow-sync")
 LEASE = timedelta(minutes=30)
+# How far a webhook's timestamp may be from now, either way.
+WEBHOOK_TOLERANCE = 300
 # Runs that ended shortly before the last check may not have been visible yet.
 END_MARGIN_MS = 5 * 60 * 1000
 
@@ -89,12 +103,27 @@ def sync_mlflow(
     Raises SyncBusy when another sync holds the lease, MlflowUnavailable when MLflow does not
     answer (the SyncRun is marked failed with the reason first).
     """
+    return _leased(trigger, full, lambda sync: sync.run(), mlflow, progress)
+
+
+def sync_model(*, name: str, trigger: str = "webhook", mlflow: Mlflow | None = None) -> SyncRun:
+    """Mirror one registered model now (a webhook said it changed). Raises as sync_mlflow."""
+    return _leased(trigger, False, lambda sync: sync.run_model(name), mlflow, None)
+
+
+def _leased(
+    trigger: str,
+    full: bool,
+    work: Callable[["_Sync"], None],
+    mlflow: Mlflow | None,
+    progress: Progress | None,
+) -> SyncRun:
     owner = uuid.uuid4().hex
     if not _take_lease(owner):
         raise SyncBusy
     job = SyncRun.objects.create(full=full, trigger=trigger)
     try:
-        _Sync(mlflow or Mlflow(), job, full, progress).run()
+        work(_Sync(mlflow or Mlflow(), job, full, progress))
     except Exception as error:
         SyncRun.objects.filter(pk=job.pk).update(
             state=SyncRun.State.FAILED, error=_reason(error), finished_at=timezone.now()
@@ -120,6 +149,69 @@ def request_sync(*, actor: object, project: Project, full: bool = False) -> None
             payload={"full": full},
         )
         transaction.on_commit(lambda: task.delay(full=full, trigger="request"))
+
+
+# Webhooks
+
+WEBHOOK_EVENTS = (
+    "registered_model.created",
+    "model_version.created",
+    "model_version_tag.set",
+    "model_version_tag.deleted",
+    "model_version_alias.created",
+    "model_version_alias.deleted",
+)
+
+
+def accept_webhook(
+    *, delivery_id: str, timestamp: str, signature: str, body: bytes
+) -> WebhookDelivery:
+    """Check an MLflow webhook delivery and queue a sync of the model it names.
+
+    The signature is MLflow's HMAC-SHA256 over "delivery id.timestamp.body" with the shared
+    secret. Raises WebhooksDisabled, BadSignature, StaleDelivery, ReplayedDelivery,
+    MalformedDelivery; a refused delivery changes nothing.
+    """
+    secret = settings.MLFLOW_WEBHOOK_SECRET
+    if not secret:
+        raise WebhooksDisabled
+    expected = mirror.webhook_signature(secret, delivery_id, timestamp, body)
+    if not signature or not hmac.compare_digest(expected, signature):
+        raise BadSignature
+    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > WEBHOOK_TOLERANCE:
+        raise StaleDelivery
+    event, name = _webhook_event(body)
+    if not delivery_id or len(delivery_id) > 64:
+        raise MalformedDelivery("The delivery id is missing or too long.")
+    from governance.registry.tasks import sync_model as task  # it imports this module
+
+    try:
+        with transaction.atomic():
+            delivery = WebhookDelivery.objects.create(
+                delivery_id=delivery_id, event=event, model_name=name
+            )
+            record(
+                actor=SYNC_ACTOR,
+                action="mlflow.webhook_received",
+                target=Target("webhookdelivery", delivery_id, f"{event} of {name}"),
+                payload={"event": event, "model": name},
+            )
+            transaction.on_commit(lambda: task.delay(name=name))
+    except IntegrityError:
+        raise ReplayedDelivery from None
+    return delivery
+
+
+def _webhook_event(body: bytes) -> tuple[str, str]:
+    try:
+        message = json.loads(body)
+        event = f"{message['entity']}.{message['action']}"
+        name = message["data"]["name"]
+    except (ValueError, KeyError, TypeError):
+        raise MalformedDelivery from None
+    if event not in WEBHOOK_EVENTS or not isinstance(name, str) or not name:
+        raise MalformedDelivery(f"Quorum does not listen to “{event}”.")
+    return event, name
 
 
 def _reason(error: Exception) -> str:
@@ -155,20 +247,39 @@ class _Sync:
                 runs_started_after=cursors, runs_checked_at=self.started_ms,
                 versions_updated_after=versions_cursor,
             )  # fmt: skip
-            SyncRun.objects.filter(pk=self.job.pk).update(
-                state=SyncRun.State.SUCCEEDED,
-                phase="done",
-                counts=self.counts,
-                finished_at=timezone.now(),
+            self._finish()
+
+    def run_model(self, name: str) -> None:
+        """Just one registered model, its versions and their source runs."""
+        self.models(only=[self.mlflow.registered_model(name)])
+        rows = [mirror.version_row(version) for version in self.mlflow.versions_of(name)]
+        wanted = {row["run_mlflow_id"] for row in rows if row["run_mlflow_id"]}
+        missing = wanted - set(
+            Run.objects.filter(mlflow_id__in=wanted).values_list("mlflow_id", flat=True)
+        )
+        if missing:
+            self._apply_runs([self.mlflow.run(run_id) for run_id in missing], self.experiments())
+        if rows:
+            self._apply_versions(rows)
+        with transaction.atomic():
+            self._finish()
+
+    def _finish(self) -> None:
+        """Mark the job done and, when anything changed, say so on the trail."""
+        SyncRun.objects.filter(pk=self.job.pk).update(
+            state=SyncRun.State.SUCCEEDED,
+            phase="done",
+            counts=self.counts,
+            finished_at=timezone.now(),
+        )
+        changed = {k: v for k, v in self.counts.items() if v and k != "runs_seen"}
+        if changed:
+            record(
+                actor=SYNC_ACTOR,
+                action="mlflow.synced",
+                target=Target("syncrun", str(self.job.pk), f"sync {self.job.pk}"),
+                payload={"full": self.full, "trigger": self.job.trigger, "counts": self.counts},
             )
-            changed = {k: v for k, v in self.counts.items() if v and k != "runs_seen"}
-            if changed:
-                record(
-                    actor=SYNC_ACTOR,
-                    action="mlflow.synced",
-                    target=Target("syncrun", str(self.job.pk), f"sync {self.job.pk}"),
-                    payload={"full": self.full, "counts": self.counts},
-                )
 
     def _step(self, phase: str, done: int) -> None:
         SyncRun.objects.filter(pk=self.job.pk).update(phase=phase, done=done, counts=self.counts)
@@ -317,8 +428,10 @@ class _Sync:
 
     # Registered models
 
-    def models(self) -> None:
-        rows = [mirror.model_row(model) for model in self.mlflow.registered_models()]
+    def models(self, only: list[object] | None = None) -> None:
+        """Apply registered models: all of MLflow's, or `only` these (which marks none gone)."""
+        found = only if only is not None else list(self.mlflow.registered_models())
+        rows = [mirror.model_row(model) for model in found]
         now = timezone.now()
         with transaction.atomic():
             before = {
@@ -350,10 +463,11 @@ class _Sync:
                 ],
             )  # fmt: skip
             seen = {row["name"] for row in rows}
-            gone = RegisteredModel.objects.exclude(name__in=seen).exclude(
-                lifecycle=Lifecycle.DELETED
-            )
-            self._count("models_gone", gone.update(lifecycle=Lifecycle.DELETED))
+            if only is None:
+                gone = RegisteredModel.objects.exclude(name__in=seen).exclude(
+                    lifecycle=Lifecycle.DELETED
+                )
+                self._count("models_gone", gone.update(lifecycle=Lifecycle.DELETED))
             models = {m.name: m for m in RegisteredModel.objects.filter(name__in=seen)}
             for row in rows:
                 model = models[row["name"]]

@@ -7,6 +7,7 @@ import importlib
 import inspect
 import io
 import pkgutil
+import time
 from datetime import timedelta
 
 import pytest
@@ -18,6 +19,7 @@ from governance.access.models import ApiToken, Membership
 from governance.audit import services as audit
 from governance.audit.models import AuditEvent, VerificationRun
 from governance.registry import services as registry
+from governance.registry.mirror import webhook_signature
 
 # Functions in services modules that change nothing anyone could want on the trail.
 NOT_CHANGES = {
@@ -165,7 +167,32 @@ SCENARIOS = {
         lambda c: registry.request_sync(actor=c.admin, project=c.project),
         "mlflow.sync_requested",
     ),
+    "governance.registry.services.sync_model": (
+        lambda c: (
+            c.tracking.model("credit-scoring", project="credit-risk"),
+            registry.sync_model(name="credit-scoring"),
+        ),
+        "model.registered",
+    ),
+    "governance.registry.services.accept_webhook": (
+        lambda c: accept_a_webhook(),
+        "mlflow.webhook_received",
+    ),
 }
+
+
+def accept_a_webhook() -> None:
+    from django.test import override_settings
+
+    body = b'{"entity": "registered_model", "action": "created", "data": {"name": "m"}}'
+    stamp = str(int(time.time()))
+    with override_settings(MLFLOW_WEBHOOK_SECRET="s"):
+        registry.accept_webhook(
+            delivery_id="d1",
+            timestamp=stamp,
+            signature=webhook_signature("s", "d1", stamp, body),
+            body=body,
+        )
 
 
 class Cast:
