@@ -81,6 +81,21 @@ urlpatterns = [
     path("projects/<slug:slug>/runs/<str:run_id>/", registry.run, name="run"),
     path("projects/<slug:slug>/compare/", registry.compare, name="compare_runs"),
     path("projects/<slug:slug>/models/", registry.models, name="models"),
+    path(
+        "projects/<slug:slug>/models/<path:name>/versions/<int:number>/",
+        registry.version,
+        name="model_version",
+    ),
+    path(
+        "projects/<slug:slug>/models/<path:name>/versions/<int:number>/card/edit/",
+        registry.card_edit,
+        name="card_edit",
+    ),
+    path(
+        "projects/<slug:slug>/models/<path:name>/versions/<int:number>/card.<str:fmt>",
+        registry.card_export,
+        name="card_export",
+    ),
     path("projects/<slug:slug>/models/<path:name>/", registry.model, name="model"),
     path("audit/", audit.trail, name="audit_trail"),
     path("audit/export/", audit.export, name="audit_export"),

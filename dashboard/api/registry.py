@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from dashboard.api.pagination import CursorPagination
 from governance.access import selectors as access
 from governance.errors import InvalidInput
-from governance.registry import selectors, services
+from governance.registry import cards, selectors, services
 from governance.registry.errors import ModelNotFound
 from governance.registry.models import DatasetVersion, ModelVersion
 
@@ -226,3 +226,60 @@ class SyncView(APIView):
         full = serializer.validated_data["full"]
         services.request_sync(actor=request.user, project=project, full=full)
         return Response({"queued": True, "full": full}, status=status.HTTP_202_ACCEPTED)
+
+
+class CardIn(serializers.Serializer):
+    sections = serializers.DictField(child=serializers.CharField(allow_blank=True))
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+    based_on = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=0,
+        help_text="The revision you edited; refused with 409 if someone saved since.",
+    )
+
+
+class CardOut(serializers.Serializer):
+    model = serializers.CharField()
+    version = serializers.IntegerField()
+    revision = serializers.IntegerField()
+    complete = serializers.BooleanField()
+    missing = serializers.ListField(child=serializers.CharField())
+    sections = serializers.DictField(child=serializers.CharField(allow_blank=True))
+    facts = serializers.DictField()
+
+
+def _card_body(version: ModelVersion) -> dict:
+    card = selectors.card_of(version)
+    return cards.to_json(
+        card.sections if card else {}, selectors.facts_of(version), card.revision if card else 0
+    )
+
+
+class CardView(APIView):
+    @extend_schema(responses=CardOut, summary="A version's model card and its facts")
+    def get(self, request: Request, slug: str, name: str, number: int) -> Response:
+        project, _ = access.project_for(request.user, slug)
+        return Response(_card_body(selectors.version_of(project, name, number)))
+
+    @extend_schema(request=CardIn, responses=CardOut, summary="Save a new revision of the card")
+    def put(self, request: Request, slug: str, name: str, number: int) -> Response:
+        project, _ = access.project_for(request.user, slug)
+        version = selectors.version_of(project, name, number)
+        serializer = CardIn(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.edit_model_card(actor=request.user, version=version, **serializer.validated_data)
+        return Response(_card_body(version))
+
+
+class LineageOut(serializers.Serializer):
+    nodes = serializers.ListField(child=serializers.DictField())
+    edges = serializers.ListField(child=serializers.DictField())
+
+
+class LineageView(APIView):
+    @extend_schema(responses=LineageOut, summary="Data sets → run → version, as a graph")
+    def get(self, request: Request, slug: str, name: str, number: int) -> Response:
+        project, _ = access.project_for(request.user, slug)
+        return Response(selectors.lineage_of(selectors.version_of(project, name, number)))

@@ -62,6 +62,16 @@ urlpatterns = [
     ),
     path("projects/<slug:slug>/models/", registry.ModelListView.as_view(), name="api-models"),
     path(
+        "projects/<slug:slug>/models/<path:name>/versions/<int:number>/card/",
+        registry.CardView.as_view(),
+        name="api-card",
+    ),
+    path(
+        "projects/<slug:slug>/models/<path:name>/versions/<int:number>/lineage/",
+        registry.LineageView.as_view(),
+        name="api-lineage",
+    ),
+    path(
         "projects/<slug:slug>/models/<path:name>/",
         registry.ModelDetailView.as_view(),
         name="api-model",

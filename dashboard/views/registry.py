@@ -1,13 +1,18 @@
 """Experiments, runs and models of a project, as mirrored from MLflow."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
 
 from dashboard import charts
 from governance.access import selectors as access
-from governance.registry import selectors, services
+from governance.access.errors import NotAllowed
+from governance.access.roles import Capability
+from governance.audit.selectors import history_of
+from governance.errors import DomainError
+from governance.registry import cards, selectors, services
 from governance.registry.selectors import Column
 
 DEFAULT_COLUMNS = 4  # metric columns shown before the person chooses
@@ -139,3 +144,95 @@ def model(request: HttpRequest, slug: str, name: str) -> HttpResponse:
         }
     )
     return render(request, "registry/model.html", context)
+
+
+def _version(request: HttpRequest, slug: str, name: str, number: int) -> dict:
+    context = _common(request, slug, "models")
+    version = selectors.version_of(context["project"], name, number)
+    card = selectors.card_of(version)
+    sections = card.sections if card else {}
+    context.update(
+        {
+            "version": version,
+            "card": card,
+            "sections": [
+                (key, title, required, hint, sections.get(key, ""))
+                for key, title, required, hint in cards.SECTIONS
+            ],
+            "missing": [cards.TITLES[key] for key in cards.missing(sections)],
+            "facts": selectors.facts_of(version),
+            "can_edit": Capability.EDIT_MODEL_CARD in context["capabilities"],
+        }
+    )
+    return context
+
+
+@require_GET
+@login_required
+def version(request: HttpRequest, slug: str, name: str, number: int) -> HttpResponse:
+    """A version: its card, its lineage, and its history."""
+    context = _version(request, slug, name, number)
+    version = context["version"]
+    context.update(
+        {
+            "lineage": selectors.lineage_of(version),
+            "revisions": selectors.card_revisions(context["card"]),
+            "events": list(history_of("modelversion", f"{name}/{number}")[:15]),
+        }
+    )
+    return render(request, "registry/version.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def card_edit(request: HttpRequest, slug: str, name: str, number: int) -> HttpResponse:
+    context = _version(request, slug, name, number)
+    if not context["can_edit"]:
+        raise NotAllowed("Your role may read this card, not edit it.")
+    error, status = "", 200
+    if request.method == "POST":
+        sections = {key: request.POST.get(key, "") for key in cards.KEYS}
+        based_on = request.POST.get("based_on", "")
+        try:
+            services.edit_model_card(
+                actor=request.user,
+                version=context["version"],
+                sections=sections,
+                note=request.POST.get("note", ""),
+                based_on=int(based_on) if based_on.isdigit() else None,
+            )
+        except DomainError as exc:
+            error, status = exc.message, exc.status
+            context["sections"] = [
+                (key, title, required, hint, sections[key])
+                for key, title, required, hint, _ in context["sections"]
+            ]
+        else:
+            messages.success(request, "Card saved.")
+            return redirect("model_version", slug=slug, name=name, number=number)
+    context["error"] = error
+    return render(request, "registry/card_edit.html", context, status=status)
+
+
+@require_GET
+@login_required
+def card_export(request: HttpRequest, slug: str, name: str, number: int, fmt: str) -> HttpResponse:
+    """The card as Markdown, HTML or JSON, to attach to a review or keep."""
+    if fmt not in {"md", "html", "json"}:
+        raise Http404
+    context = _version(request, slug, name, number)
+    card = context["card"]
+    sections = card.sections if card else {}
+    revision = card.revision if card else 0
+    filename = f"{name}-v{number}-card"
+    if fmt == "md":
+        body = cards.to_markdown(sections, context["facts"], revision)
+        response = HttpResponse(body, content_type="text/markdown; charset=utf-8")
+    elif fmt == "json":
+        response = JsonResponse(
+            cards.to_json(sections, context["facts"], revision), json_dumps_params={"indent": 2}
+        )
+    else:
+        response = render(request, "registry/card_export.html", context)
+    response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
+    return response

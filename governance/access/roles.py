@@ -23,7 +23,8 @@ class Capability(models.TextChoices):
     EDIT_POLICIES = "edit_policies", "Edit the approval policies"
     REQUEST_RELEASE = "request_release", "Ask for a model version to be released"
     APPROVE_RELEASE = "approve_release", "Approve or reject releases"
-    PUBLISH_MODEL = "publish_model", "Publish model versions and edit model cards"
+    PUBLISH_MODEL = "publish_model", "Publish model versions"
+    EDIT_MODEL_CARD = "edit_model_card", "Write and edit model cards"
     SYNC_MLFLOW = "sync_mlflow", "Sync experiments and models from MLflow"
     RUN_PIPELINES = "run_pipelines", "Package, profile, deploy, retrain and roll back models"
     MANAGE_MONITORING = "manage_monitoring", "Set up drift checks and bias reports"
@@ -36,7 +37,14 @@ C = Capability
 
 ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
     Role.PRODUCT_OWNER: frozenset(
-        {C.VIEW_PROJECT, C.MANAGE_MEMBERS, C.EDIT_POLICIES, C.APPROVE_RELEASE, C.HANDLE_ALERTS}
+        {
+            C.VIEW_PROJECT,
+            C.MANAGE_MEMBERS,
+            C.EDIT_POLICIES,
+            C.APPROVE_RELEASE,
+            C.EDIT_MODEL_CARD,
+            C.HANDLE_ALERTS,
+        }
     ),
     Role.DATA_SCIENTIST: frozenset(
         {
@@ -44,6 +52,7 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
             C.REQUEST_RELEASE,
             C.APPROVE_RELEASE,
             C.PUBLISH_MODEL,
+            C.EDIT_MODEL_CARD,
             C.SYNC_MLFLOW,
             C.MANAGE_MONITORING,
             C.HANDLE_ALERTS,

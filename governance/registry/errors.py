@@ -1,4 +1,4 @@
-from governance.errors import DomainError, NotFound
+from governance.errors import Conflict, DomainError, NotFound
 
 
 class MlflowUnavailable(DomainError):
@@ -71,3 +71,13 @@ class MalformedDelivery(DomainError):
     code = "malformed_delivery"
     status = 400
     default_message = "The webhook's body is not an MLflow event."
+
+
+class CardChanged(Conflict):
+    code = "card_changed"
+    default_message = "The card changed since you opened it; reload it and redo your changes."
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+    default_message = "No such model version in this project."

@@ -5,6 +5,7 @@ experiment and registered model may belong to a project (tag `quorum.project=<sl
 made in Quorum); runs and versions follow their experiment and model.
 """
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -241,3 +242,42 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} ({self.delivery_id})"
+
+
+class ModelCard(models.Model):
+    """A model version's card as it stands: the latest of its revisions."""
+
+    version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="card")
+    revision = models.PositiveIntegerField(default=0)
+    sections = models.JSONField(default=dict)
+    complete = models.BooleanField(default=False)
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    edited_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"card of {self.version_id} r{self.revision}"
+
+
+class ModelCardRevision(models.Model):
+    """Every saved state of a card, kept: who wrote what, when, and why."""
+
+    card = models.ForeignKey(ModelCard, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    sections = models.JSONField(default=dict)
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    edited_by_name = models.CharField(max_length=150)
+    edited_at = models.DateTimeField(default=timezone.now)
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["card", "number"], name="card_revision_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.card} revision {self.number}"

@@ -18,11 +18,20 @@ from django.db.models import (
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 
-from governance.access.models import Project
+from governance.access.models import Membership, Project
+from governance.access.roles import Role
 from governance.errors import InvalidInput
-from governance.registry.errors import ExperimentNotFound, ModelNotFound, RunNotFound
+from governance.registry import cards
+from governance.registry.errors import (
+    ExperimentNotFound,
+    ModelNotFound,
+    RunNotFound,
+    VersionNotFound,
+)
 from governance.registry.models import (
     Experiment,
+    ModelCard,
+    ModelCardRevision,
     ModelVersion,
     RegisteredModel,
     Run,
@@ -216,3 +225,116 @@ def versions_of(model: RegisteredModel) -> QuerySet[ModelVersion]:
 def last_sync() -> SyncRun | None:
     """The latest sync that finished, and whether the one after it failed."""
     return SyncRun.objects.exclude(state=SyncRun.State.RUNNING).order_by("-started_at").first()
+
+
+def version_of(project: Project, model_name: str, number: int) -> ModelVersion:
+    version = (
+        ModelVersion.objects.filter(model__project=project, model__name=model_name, version=number)
+        .select_related("model__project", "run__experiment")
+        .first()
+    )
+    if version is None:
+        raise VersionNotFound
+    return version
+
+
+def card_of(version: ModelVersion) -> ModelCard | None:
+    return ModelCard.objects.filter(version=version).select_related("edited_by").first()
+
+
+def card_revisions(card: ModelCard | None) -> list[ModelCardRevision]:
+    return list(card.revisions.all()[:20]) if card else []
+
+
+def facts_of(version: ModelVersion) -> cards.Facts:
+    """What Quorum knows of a version: its run's metrics, params and data, its signature,
+    and the project's product owners. Reads the run's inputs and the owners: two queries."""
+    run = version.run
+    data = []
+    if run is not None:
+        data = [
+            {"name": used.dataset.name, "digest": used.dataset.digest, "context": used.context}
+            for used in run.inputs.select_related("dataset").order_by("context", "dataset__name")
+        ]
+    owners = []
+    if version.model.project_id:
+        owners = sorted(
+            Membership.objects.filter(
+                project_id=version.model.project_id, role=Role.PRODUCT_OWNER
+            ).values_list("user__username", flat=True)
+        )
+    return cards.Facts(
+        model=version.model.name,
+        version=version.version,
+        run=version.run_mlflow_id,
+        code_version=run.code_version if run else "",
+        metrics=run.metrics if run else {},
+        params=run.params if run else {},
+        data=data,
+        signature=version.signature,
+        owners=owners,
+    )
+
+
+def lineage_of(version: ModelVersion) -> dict:
+    """The version's ancestry as a graph: data sets → run → version.
+
+    Nodes carry a kind, an id, a label and details; edges go from source to result.
+    """
+    nodes, edges = [], []
+    version_id = f"version:{version.model.name}/{version.version}"
+    nodes.append(
+        {
+            "kind": "version",
+            "id": version_id,
+            "label": f"{version.model.name} v{version.version}",
+            "details": {"status": version.status, "source": version.source},
+        }
+    )
+    run = version.run
+    if run is None:
+        if version.run_mlflow_id:
+            nodes.append(
+                {
+                    "kind": "run",
+                    "id": f"run:{version.run_mlflow_id}",
+                    "label": version.run_mlflow_id,
+                    "details": {"mirrored": False},
+                }
+            )
+            edges.append({"from": f"run:{version.run_mlflow_id}", "to": version_id, "label": ""})
+        return {"nodes": nodes, "edges": edges}
+    run_id = f"run:{run.mlflow_id}"
+    nodes.append(
+        {
+            "kind": "run",
+            "id": run_id,
+            "label": run.name or run.mlflow_id,
+            "details": {
+                "experiment": run.experiment.name,
+                "code_version": run.code_version,
+                "source": run.source_name,
+                "params": run.params,
+                "user": run.user,
+            },
+        }
+    )
+    edges.append({"from": run_id, "to": version_id, "label": "registered as"})
+    for used in run.inputs.select_related("dataset").order_by("context", "dataset__name"):
+        dataset = used.dataset
+        dataset_id = f"dataset:{dataset.name}@{dataset.digest}"
+        nodes.append(
+            {
+                "kind": "dataset",
+                "id": dataset_id,
+                "label": dataset.name,
+                "details": {
+                    "digest": dataset.digest,
+                    "source": dataset.source,
+                    "sha256": dataset.sha256,
+                    "rows": dataset.profile.get("num_rows"),
+                },
+            }
+        )
+        edges.append({"from": dataset_id, "to": run_id, "label": used.context or "used"})
+    return {"nodes": nodes, "edges": edges}

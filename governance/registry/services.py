@@ -23,12 +23,14 @@ from governance.access.models import Project
 from governance.access.permissions import require
 from governance.access.roles import Capability
 from governance.audit.services import SystemActor, Target, record
-from governance.errors import DomainError
-from governance.registry import mirror
+from governance.errors import DomainError, InvalidInput
+from governance.registry import cards, mirror
 from governance.registry.errors import (
     BadSignature,
+    CardChanged,
     MalformedDelivery,
     MlflowUnavailable,
+    ModelNotFound,
     ReplayedDelivery,
     StaleDelivery,
     SyncBusy,
@@ -40,6 +42,8 @@ from governance.registry.models import (
     Experiment,
     Lifecycle,
     MetricHistory,
+    ModelCard,
+    ModelCardRevision,
     ModelVersion,
     RegisteredModel,
     Run,
@@ -133,6 +137,11 @@ def _leased(
         SyncState.objects.filter(pk=1, lease_owner=owner).update(lease_until=None, lease_owner="")
     job.refresh_from_db()
     return job
+
+
+def version_target(model: str, number: int) -> Target:
+    """Versions are named on the trail by model and number, which outlive mirror rows."""
+    return Target("modelversion", f"{model}/{number}", f"{model} v{number}")
 
 
 def request_sync(*, actor: object, project: Project, full: bool = False) -> None:
@@ -536,7 +545,7 @@ class _Sync:
                 record(
                     actor=SYNC_ACTOR,
                     action="model_version.deleted",
-                    target=version,
+                    target=version_target(version.model.name, version.version),
                     project=version.model.project,
                     payload={"before": {"lifecycle": Lifecycle.ACTIVE}},
                 )
@@ -595,11 +604,7 @@ class _Sync:
                 record(
                     actor=SYNC_ACTOR,
                     action="model_version.registered",
-                    target=Target(
-                        "modelversion",
-                        f"{model.name}/{row['version']}",
-                        f"{model.name} v{row['version']}",
-                    ),
+                    target=version_target(model.name, row["version"]),
                     project=model.project,
                     payload={"after": {"version": row["version"], "run": row["run_mlflow_id"],
                                        "source": row["source"]}},
@@ -650,3 +655,80 @@ def metric_histories(*, run: Run, mlflow: Mlflow | None = None) -> dict[str, lis
         update_fields=["points", "fetched_at"],
     )
     return {**cached, **fetched}
+
+
+# Model cards
+
+
+def edit_model_card(
+    *,
+    actor: object,
+    version: ModelVersion,
+    sections: dict[str, str],
+    note: str = "",
+    based_on: int | None = None,
+) -> ModelCardRevision:
+    """Save a new revision of the version's card with the sections given (others are kept).
+
+    `based_on` is the revision the editor started from: if someone saved since, the edit is
+    refused rather than silently overwriting theirs. Raises NotAllowed, InvalidInput,
+    Conflict (CardChanged); an edit that changes nothing returns the current revision.
+    """
+    project = version.model.project
+    if project is None:
+        raise ModelNotFound
+    require(actor, Capability.EDIT_MODEL_CARD, project)
+    unknown = sorted(set(sections) - set(cards.KEYS))
+    if unknown:
+        raise InvalidInput(
+            f"Unknown card sections: {', '.join(unknown)}.",
+            fields={"sections": [f"Sections are {', '.join(cards.KEYS)}."]},
+        )
+    too_long = [key for key, text in sections.items() if len(text) > cards.MAX_LENGTH]
+    if too_long or not all(isinstance(text, str) for text in sections.values()):
+        raise InvalidInput(
+            f"Each section is text of at most {cards.MAX_LENGTH} characters.",
+            fields={key: ["Too long."] for key in too_long},
+        )
+    with transaction.atomic():
+        card, _ = ModelCard.objects.select_for_update().get_or_create(version=version)
+        if based_on is not None and based_on != card.revision:
+            raise CardChanged(
+                f"{card.edited_by or 'Someone'} saved revision {card.revision} while you were "
+                f"editing revision {based_on}; reload the card and redo your changes."
+            )
+        clean = {key: text.strip() for key, text in sections.items()}
+        changed = [
+            key for key in cards.KEYS if key in clean and clean[key] != card.sections.get(key, "")
+        ]
+        if not changed and card.revision:
+            return card.revisions.first()
+        before = {key: card.sections.get(key, "") for key in changed}
+        card.sections = {**card.sections, **clean}
+        card.revision += 1
+        card.complete = not cards.missing(card.sections)
+        card.edited_by, card.edited_at = actor, timezone.now()
+        card.save()
+        revision = ModelCardRevision.objects.create(
+            card=card,
+            number=card.revision,
+            sections=card.sections,
+            edited_by=actor,
+            edited_by_name=actor.get_username(),
+            edited_at=card.edited_at,
+            note=note[:500],
+        )
+        record(
+            actor=actor,
+            action="model_card.edited",
+            target=version_target(version.model.name, version.version),
+            project=project,
+            payload={
+                "revision": card.revision,
+                "note": note[:500],
+                "complete": card.complete,
+                "before": before,
+                "after": {key: card.sections[key] for key in changed},
+            },
+        )
+    return revision

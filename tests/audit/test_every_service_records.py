@@ -20,6 +20,7 @@ from governance.audit import services as audit
 from governance.audit.models import AuditEvent, VerificationRun
 from governance.registry import services as registry
 from governance.registry.mirror import webhook_signature
+from governance.registry.models import ModelVersion
 
 # Functions in services modules that change nothing anyone could want on the trail.
 NOT_CHANGES = {
@@ -30,6 +31,7 @@ NOT_CHANGES = {
     "governance.audit.services.fields_of": "a read",
     "governance.audit.services.send_checkpoint_email": "sends what the verdict recorded",
     "governance.registry.services.metric_histories": "caches what MLflow holds",
+    "governance.registry.services.version_target": "names a version on the trail",
 }
 
 
@@ -177,6 +179,21 @@ SCENARIOS = {
     "governance.registry.services.accept_webhook": (
         lambda c: accept_a_webhook(),
         "mlflow.webhook_received",
+    ),
+    "governance.registry.services.edit_model_card": (
+        lambda c: (
+            c.tracking.model("credit-scoring", project="credit-risk"),
+            c.tracking.version(
+                "credit-scoring", c.tracking.run(c.tracking.experiment("e", project="credit-risk"))
+            ),
+            registry.sync_mlflow(trigger="test"),
+            registry.edit_model_card(
+                actor=c.owner,
+                version=ModelVersion.objects.get(model__name="credit-scoring"),
+                sections={"caveats": "Watch the income drift."},
+            ),
+        ),
+        "model_card.edited",
     ),
 }
 
