@@ -81,6 +81,9 @@ urlpatterns = [
     path("projects/<slug:slug>/runs/<str:run_id>/", registry.run, name="run"),
     path("projects/<slug:slug>/compare/", registry.compare, name="compare_runs"),
     path("projects/<slug:slug>/models/", registry.models, name="models"),
+    path("projects/<slug:slug>/mlflow/", registry.links, name="mlflow_links"),
+    path("mlflow/inbox/", registry.inbox, name="mlflow_inbox"),
+    path("search/", registry.search, name="search"),
     path(
         "projects/<slug:slug>/models/<path:name>/versions/<int:number>/",
         registry.version,

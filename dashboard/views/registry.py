@@ -9,9 +9,11 @@ from django.views.decorators.http import require_GET, require_http_methods
 from dashboard import charts
 from governance.access import selectors as access
 from governance.access.errors import NotAllowed
+from governance.access.models import Project
+from governance.access.permissions import require_admin
 from governance.access.roles import Capability
 from governance.audit.selectors import history_of
-from governance.errors import DomainError
+from governance.errors import DomainError, InvalidInput
 from governance.registry import cards, selectors, services
 from governance.registry.selectors import Column
 
@@ -236,3 +238,77 @@ def card_export(request: HttpRequest, slug: str, name: str, number: int, fmt: st
         response = render(request, "registry/card_export.html", context)
     response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
     return response
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def links(request: HttpRequest, slug: str) -> HttpResponse:
+    """Which MLflow experiments and models the project owns; product owners link more."""
+    context = _common(request, slug, "models")
+    project = context["project"]
+    access.project_for(request.user, slug, Capability.LINK_MLFLOW)
+    error, status = "", 200
+    if request.method == "POST":
+        action = request.POST.get("action", "link")
+        change = services.unlink_from_project if action == "unlink" else services.link_to_project
+        try:
+            change(
+                actor=request.user,
+                kind=request.POST.get("kind", ""),
+                name=request.POST.get("name", "").strip(),
+                project=project,
+            )
+        except DomainError as exc:
+            error, status = exc.message, exc.status
+        else:
+            messages.success(request, "Linked." if action == "link" else "Unlinked.")
+            return redirect("mlflow_links", slug=slug)
+    experiments, models = selectors.owned_by(project)
+    context.update({"experiments": experiments, "models": models, "error": error})
+    return render(request, "registry/links.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def inbox(request: HttpRequest) -> HttpResponse:
+    """Admins: MLflow objects no project owns yet, each linkable to a project."""
+    require_admin(request.user)
+    if request.method == "POST":
+        slug = request.POST.get("project", "")
+        project = Project.objects.filter(slug=slug).first()
+        try:
+            if project is None:
+                raise InvalidInput("Choose a project.")
+            services.link_to_project(
+                actor=request.user,
+                kind=request.POST.get("kind", ""),
+                name=request.POST.get("name", ""),
+                project=project,
+            )
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Linked to {project.name}.")
+        return redirect("mlflow_inbox")
+    experiments, models = selectors.unclaimed()
+    context = {
+        "experiments": experiments,
+        "models": models,
+        "projects": Project.objects.filter(archived_at=None).order_by("name"),
+    }
+    return render(request, "registry/inbox.html", context)
+
+
+@require_GET
+@login_required
+def search(request: HttpRequest) -> HttpResponse:
+    """Experiments, runs and models by name, across the person's projects."""
+    text = request.GET.get("q", "")
+    results, error, status = None, "", 200
+    if text:
+        try:
+            results = selectors.search(access.projects_for(request.user), text)
+        except DomainError as exc:
+            error, status = exc.message, exc.status
+    context = {"q": text, "results": results, "error": error}
+    return render(request, "registry/search.html", context, status=status)

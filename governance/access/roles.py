@@ -26,6 +26,7 @@ class Capability(models.TextChoices):
     PUBLISH_MODEL = "publish_model", "Publish model versions"
     EDIT_MODEL_CARD = "edit_model_card", "Write and edit model cards"
     SYNC_MLFLOW = "sync_mlflow", "Sync experiments and models from MLflow"
+    LINK_MLFLOW = "link_mlflow", "Link MLflow experiments and models to the project"
     RUN_PIPELINES = "run_pipelines", "Package, profile, deploy, retrain and roll back models"
     MANAGE_MONITORING = "manage_monitoring", "Set up drift checks and bias reports"
     HANDLE_ALERTS = "handle_alerts", "Acknowledge and resolve drift alerts"
@@ -43,6 +44,7 @@ ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
             C.EDIT_POLICIES,
             C.APPROVE_RELEASE,
             C.EDIT_MODEL_CARD,
+            C.LINK_MLFLOW,
             C.HANDLE_ALERTS,
         }
     ),

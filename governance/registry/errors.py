@@ -81,3 +81,7 @@ class CardChanged(Conflict):
 class VersionNotFound(NotFound):
     code = "version_not_found"
     default_message = "No such model version in this project."
+
+
+class LinkRefused(Conflict):
+    code = "link_refused"

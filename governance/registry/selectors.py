@@ -338,3 +338,49 @@ def lineage_of(version: ModelVersion) -> dict:
         )
         edges.append({"from": dataset_id, "to": run_id, "label": used.context or "used"})
     return {"nodes": nodes, "edges": edges}
+
+
+def unclaimed() -> tuple[list[Experiment], list[RegisteredModel]]:
+    """The inbox: live experiments and models that no project owns yet (admins see it)."""
+    return (
+        list(Experiment.objects.filter(project=None, lifecycle="active").order_by("name")),
+        list(RegisteredModel.objects.filter(project=None, lifecycle="active").order_by("name")),
+    )
+
+
+def owned_by(project: Project) -> tuple[list[Experiment], list[RegisteredModel]]:
+    """What the project owns, each saying whether by its MLflow tag or by a link in Quorum."""
+    return (
+        list(Experiment.objects.filter(project=project).order_by("name")),
+        list(RegisteredModel.objects.filter(project=project).order_by("name")),
+    )
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    experiments: list[Experiment]
+    runs: list[Run]
+    models: list[RegisteredModel]
+
+    def __bool__(self) -> bool:
+        return bool(self.experiments or self.runs or self.models)
+
+
+def search(projects: QuerySet[Project], text: str, limit: int = 10) -> SearchResults:
+    """Experiments, runs and models of `projects` whose name contains `text` (a run also by
+    its exact id). Raises InvalidInput for fewer than 2 characters. Three queries."""
+    text = text.strip()
+    if len(text) < 2:
+        raise InvalidInput("Search for at least 2 characters.", fields={"q": ["Too short."]})
+    if len(text) > 200:
+        raise InvalidInput("Search for at most 200 characters.", fields={"q": ["Too long."]})
+    experiments = Experiment.objects.filter(project__in=projects, name__icontains=text)
+    runs = Run.objects.filter(experiment__project__in=projects).filter(
+        Q(name__icontains=text) | Q(mlflow_id=text)
+    )
+    models = RegisteredModel.objects.filter(project__in=projects, name__icontains=text)
+    return SearchResults(
+        list(experiments.select_related("project").order_by("name")[:limit]),
+        list(runs.select_related("experiment__project").order_by("-start_time")[:limit]),
+        list(models.select_related("project").order_by("name")[:limit]),
+    )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -28,6 +28,8 @@ from governance.registry import cards, mirror
 from governance.registry.errors import (
     BadSignature,
     CardChanged,
+    ExperimentNotFound,
+    LinkRefused,
     MalformedDelivery,
     MlflowUnavailable,
     ModelNotFound,
@@ -732,3 +734,74 @@ def edit_model_card(
             },
         )
     return revision
+
+
+# Which project owns what
+
+
+LINKABLE = {"experiment": Experiment, "model": RegisteredModel}
+
+
+def link_to_project(*, actor: object, kind: str, name: str, project: Project) -> models.Model:
+    """Claim an MLflow experiment or registered model, by its exact name, for `project`.
+
+    Product owners link what no project claims yet; admins may also move a link. An object
+    claimed by its MLflow tag stays where the tag puts it. Raises NotAllowed, InvalidInput,
+    LinkRefused, ExperimentNotFound or ModelNotFound.
+    """
+    require(actor, Capability.LINK_MLFLOW, project)
+    model_class = _linkable(kind)
+    with transaction.atomic():
+        item = model_class.objects.select_for_update().filter(name=name).first()
+        if item is None:
+            raise ExperimentNotFound if kind == "experiment" else ModelNotFound
+        if item.project_id == project.pk:
+            return item
+        if item.project_id is not None:
+            owner = Project.objects.get(pk=item.project_id)
+            if not item.linked_in_quorum:
+                raise LinkRefused(f"“{name}” belongs to {owner.name} through its MLflow tag.")
+            if not actor.is_superuser:
+                raise LinkRefused(f"“{name}” is linked to {owner.name}; an admin may move it.")
+        before = item.project.slug if item.project_id else None
+        item.project, item.linked_in_quorum = project, True
+        item.save(update_fields=["project", "linked_in_quorum"])
+        record(
+            actor=actor,
+            action=f"{kind}.linked",
+            target=Target(kind, name, name),
+            project=project,
+            payload={"before": {"project": before}, "after": {"project": project.slug}},
+        )
+    return item
+
+
+def unlink_from_project(*, actor: object, kind: str, name: str, project: Project) -> None:
+    """Undo a link made in Quorum: the object goes back to where its MLflow tag puts it."""
+    require(actor, Capability.LINK_MLFLOW, project)
+    model_class = _linkable(kind)
+    with transaction.atomic():
+        item = (
+            model_class.objects.select_for_update()
+            .filter(name=name, project=project, linked_in_quorum=True)
+            .first()
+        )
+        if item is None:
+            raise LinkRefused(f"“{name}” is not linked to {project.name} in Quorum.")
+        projects = dict(Project.objects.values_list("slug", "pk"))
+        item.project_id = projects.get(item.tags.get(mirror.PROJECT_TAG, ""))
+        item.linked_in_quorum = False
+        item.save(update_fields=["project", "linked_in_quorum"])
+        record(
+            actor=actor,
+            action=f"{kind}.unlinked",
+            target=Target(kind, name, name),
+            project=project,
+            payload={"before": {"project": project.slug}, "after": {"project_id": item.project_id}},
+        )
+
+
+def _linkable(kind: str) -> type[models.Model]:
+    if kind not in LINKABLE:
+        raise InvalidInput(fields={"kind": ["Link an experiment or a model."]})
+    return LINKABLE[kind]

@@ -195,6 +195,29 @@ SCENARIOS = {
         ),
         "model_card.edited",
     ),
+    "governance.registry.services.link_to_project": (
+        lambda c: (
+            c.tracking.experiment("untagged"),
+            registry.sync_mlflow(trigger="test"),
+            registry.link_to_project(
+                actor=c.owner, kind="experiment", name="untagged", project=c.project
+            ),
+        ),
+        "experiment.linked",
+    ),
+    "governance.registry.services.unlink_from_project": (
+        lambda c: (
+            c.tracking.experiment("untagged"),
+            registry.sync_mlflow(trigger="test"),
+            registry.link_to_project(
+                actor=c.owner, kind="experiment", name="untagged", project=c.project
+            ),
+            registry.unlink_from_project(
+                actor=c.owner, kind="experiment", name="untagged", project=c.project
+            ),
+        ),
+        "experiment.unlinked",
+    ),
 }
 
 
