@@ -40,6 +40,7 @@ format: install
 
 bench: install
 	$(PY) -m benches.audit
+	$(PY) -m benches.sync
 
 clean:
 	rm -rf $(VENV) var

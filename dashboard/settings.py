@@ -268,6 +268,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 MEDIA_ROOT = VAR_DIR / "media"
+# Data sets registered in Quorum: the largest accepted, and the folders file:// URIs may name.
+QUORUM_MAX_DATASET_BYTES = env.int("QUORUM_MAX_DATASET_MB", default=512) * 2**20
+QUORUM_DATA_ROOTS = env.list("QUORUM_DATA_ROOTS", default=[])
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
 # Audit exports are written here, then streamed and deleted.
 EXPORT_DIR = Path(env("QUORUM_EXPORT_DIR", default=str(VAR_DIR / "exports")))
 

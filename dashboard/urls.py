@@ -82,6 +82,7 @@ urlpatterns = [
     path("projects/<slug:slug>/compare/", registry.compare, name="compare_runs"),
     path("projects/<slug:slug>/models/", registry.models, name="models"),
     path("projects/<slug:slug>/mlflow/", registry.links, name="mlflow_links"),
+    path("projects/<slug:slug>/data/", registry.datasets, name="datasets"),
     path("mlflow/inbox/", registry.inbox, name="mlflow_inbox"),
     path("search/", registry.search, name="search"),
     path(

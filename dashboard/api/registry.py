@@ -5,12 +5,14 @@ from django.utils.http import urlencode
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dashboard.api.pagination import CursorPagination
 from governance.access import selectors as access
+from governance.access.roles import Capability
 from governance.errors import InvalidInput
 from governance.registry import cards, selectors, services
 from governance.registry.errors import ModelNotFound
@@ -206,8 +208,15 @@ class ModelDetailView(APIView):
         return Response(ModelDetailOut(model).data)
 
 
+class DatasetIn(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    uri = serializers.CharField(required=False, allow_blank=True, default="")
+    file = serializers.FileField(required=False, allow_null=True, default=None)
+
+
 class DatasetListView(generics.GenericAPIView):
     pagination_class = NameOrdering
+    parser_classes = [JSONParser, MultiPartParser]
 
     @extend_schema(responses=DatasetOut(many=True), summary="Data sets the project's runs used")
     def get(self, request: Request, slug: str) -> Response:
@@ -215,6 +224,31 @@ class DatasetListView(generics.GenericAPIView):
         datasets = DatasetVersion.objects.filter(uses__run__experiment__project=project).distinct()
         page = self.paginate_queryset(datasets.order_by("name"))
         return self.get_paginated_response(DatasetOut(page, many=True).data)
+
+    @extend_schema(
+        request={"multipart/form-data": DatasetIn, "application/json": DatasetIn},
+        responses={201: DatasetOut},
+        summary="Register a data set version by upload or URI (hashed whole)",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        # Before anything is fetched: a URI is only read for those who may register.
+        project, _ = access.project_for(request.user, slug, Capability.PUBLISH_MODEL)
+        serializer = DatasetIn(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if bool(data["file"]) == bool(data["uri"]):
+            raise InvalidInput("Send a file or a URI, one of the two.")
+        content = data["file"] or services.open_dataset_uri(data["uri"])
+        with content:
+            dataset = services.register_dataset(
+                actor=request.user,
+                project=project,
+                name=data["name"],
+                content=content,
+                source=data["file"].name if data["file"] else data["uri"],
+                kind="upload" if data["file"] else "uri",
+            )
+        return Response(DatasetOut(dataset).data, status=status.HTTP_201_CREATED)
 
 
 class SyncView(APIView):

@@ -312,3 +312,44 @@ def search(request: HttpRequest) -> HttpResponse:
             error, status = exc.message, exc.status
     context = {"q": text, "results": results, "error": error}
     return render(request, "registry/search.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def datasets(request: HttpRequest, slug: str) -> HttpResponse:
+    """The project's data set versions; data scientists register more, hashed whole."""
+    context = _common(request, slug, "datasets")
+    project = context["project"]
+    error, status = "", 200
+    if request.method == "POST":
+        access.project_for(request.user, slug, Capability.PUBLISH_MODEL)
+        name, uri = request.POST.get("name", ""), request.POST.get("uri", "").strip()
+        upload = request.FILES.get("file")
+        try:
+            if upload is not None and uri:
+                raise InvalidInput("Upload a file or give a URI, not both.")
+            if upload is None and not uri:
+                raise InvalidInput("Upload a file or give a URI.")
+            content = upload or services.open_dataset_uri(uri)
+            with content:
+                dataset = services.register_dataset(
+                    actor=request.user,
+                    project=project,
+                    name=name,
+                    content=content,
+                    source=upload.name if upload else uri,
+                    kind="upload" if upload else "uri",
+                )
+        except DomainError as exc:
+            error, status = exc.message, exc.status
+        else:
+            messages.success(request, f"{dataset.name} registered, SHA-256 {dataset.sha256[:12]}…")
+            return redirect("datasets", slug=slug)
+    context.update(
+        {
+            "datasets": selectors.datasets_of(project),
+            "error": error,
+            "can_register": Capability.PUBLISH_MODEL in context["capabilities"],
+        }
+    )
+    return render(request, "registry/datasets.html", context, status=status)

@@ -1,4 +1,4 @@
-from governance.errors import Conflict, DomainError, NotFound
+from governance.errors import Conflict, DomainError, InvalidInput, NotFound
 
 
 class MlflowUnavailable(DomainError):
@@ -85,3 +85,12 @@ class VersionNotFound(NotFound):
 
 class LinkRefused(Conflict):
     code = "link_refused"
+
+
+class DatasetTooLarge(InvalidInput):
+    code = "dataset_too_large"
+    status = 413
+
+
+class DatasetUnreachable(InvalidInput):
+    code = "dataset_unreachable"

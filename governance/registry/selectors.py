@@ -29,6 +29,7 @@ from governance.registry.errors import (
     VersionNotFound,
 )
 from governance.registry.models import (
+    DatasetVersion,
     Experiment,
     ModelCard,
     ModelCardRevision,
@@ -383,4 +384,18 @@ def search(projects: QuerySet[Project], text: str, limit: int = 10) -> SearchRes
         list(experiments.select_related("project").order_by("name")[:limit]),
         list(runs.select_related("experiment__project").order_by("-start_time")[:limit]),
         list(models.select_related("project").order_by("name")[:limit]),
+    )
+
+
+def datasets_of(project: Project) -> QuerySet[DatasetVersion]:
+    """Data set versions the project's runs used or that were registered to it, with how
+    many of its runs used each."""
+    return (
+        DatasetVersion.objects.filter(
+            Q(project=project) | Q(uses__run__experiment__project=project)
+        )
+        .annotate(
+            run_count=Count("uses", filter=Q(uses__run__experiment__project=project), distinct=True)
+        )
+        .order_by("name", "-created_at")
     )

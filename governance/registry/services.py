@@ -7,12 +7,14 @@ full sync reads everything and marks what MLflow no longer has. Each page is app
 own transaction, so a failure leaves whole pages behind it and the next sync resumes.
 """
 
+import hashlib
 import hmac
 import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from typing import BinaryIO
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
@@ -28,6 +30,8 @@ from governance.registry import cards, mirror
 from governance.registry.errors import (
     BadSignature,
     CardChanged,
+    DatasetTooLarge,
+    DatasetUnreachable,
     ExperimentNotFound,
     LinkRefused,
     MalformedDelivery,
@@ -805,3 +809,107 @@ def _linkable(kind: str) -> type[models.Model]:
     if kind not in LINKABLE:
         raise InvalidInput(fields={"kind": ["Link an experiment or a model."]})
     return LINKABLE[kind]
+
+
+# Data sets registered in Quorum, hashed whole
+
+
+DATASET_CHUNK = 1 << 20
+
+
+def register_dataset(
+    *, actor: object, project: Project, name: str, content: BinaryIO, source: str, kind: str
+) -> DatasetVersion:
+    """Register a data set version by the SHA-256 of its whole content, read as a stream.
+
+    `kind` is "upload" or "uri"; CSV content also gets its columns and row count. The same
+    content under the same name is the same version. Raises NotAllowed, InvalidInput,
+    DatasetTooLarge.
+    """
+    require(actor, Capability.PUBLISH_MODEL, project)
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput(fields={"name": ["Give the data set a name of 1 to 200 characters."]})
+    digest, size, head, lines = hashlib.sha256(), 0, b"", 0
+    limit = settings.QUORUM_MAX_DATASET_BYTES
+    while chunk := content.read(DATASET_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise DatasetTooLarge(f"Data sets are limited to {limit // 2**20} MB here.")
+        digest.update(chunk)
+        if len(head) < 65536:
+            head += chunk[: 65536 - len(head)]
+        lines += chunk.count(b"\n")
+    if size == 0:
+        raise InvalidInput(fields={"file": ["The data set is empty."]})
+    sha256 = digest.hexdigest()
+    schema, profile = _profile(source, head, lines, size)
+    with transaction.atomic():
+        dataset, created = DatasetVersion.objects.get_or_create(
+            name=name,
+            digest=sha256[:16],
+            defaults={
+                "source_type": kind,
+                "source": source[:2000],
+                "schema": schema,
+                "profile": profile,
+                "sha256": sha256,
+                "project": project,
+            },
+        )
+        if created:
+            record(
+                actor=actor,
+                action="dataset.registered",
+                target=Target("datasetversion", f"{name}@{sha256[:16]}", f"{name}@{sha256[:8]}"),
+                project=project,
+                payload={
+                    "after": {"name": name, "sha256": sha256, "bytes": size, "source": source}
+                },
+            )
+    return dataset
+
+
+def _profile(source: str, head: bytes, lines: int, size: int) -> tuple[dict, dict]:
+    """Columns and rows of CSV content (from its first line), bytes of anything."""
+    profile: dict[str, object] = {"bytes": size}
+    if not source.lower().split("?")[0].endswith((".csv", ".tsv")) and b"," not in head[:4096]:
+        return {}, profile
+    try:
+        first = head.split(b"\n", 1)[0].decode("utf-8").strip("\r")
+    except UnicodeDecodeError:
+        return {}, profile
+    delimiter = "\t" if source.lower().endswith(".tsv") else ","
+    columns = [column.strip() for column in first.split(delimiter)]
+    profile["num_rows"] = max(0, lines - 1)
+    return {"columns": [{"name": column} for column in columns]}, profile
+
+
+def open_dataset_uri(uri: str) -> BinaryIO:
+    """A readable stream for an http(s) URL, or a file:// path under QUORUM_DATA_ROOTS.
+
+    Raises InvalidInput for other schemes or paths, DatasetUnreachable when it cannot be read.
+    """
+    import urllib.parse
+    import urllib.request
+    from pathlib import Path
+
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme in {"http", "https"}:
+        try:
+            return urllib.request.urlopen(uri, timeout=30)  # noqa: S310 (scheme checked)
+        except OSError as error:
+            raise DatasetUnreachable(f"{uri} could not be read: {error}") from error
+    if parsed.scheme == "file":
+        path = Path(urllib.parse.unquote(parsed.path)).resolve()
+        roots = [Path(root).resolve() for root in settings.QUORUM_DATA_ROOTS]
+        if not any(path.is_relative_to(root) for root in roots):
+            raise InvalidInput(
+                "Quorum reads files only under QUORUM_DATA_ROOTS.",
+                fields={"uri": ["This path is outside the allowed data folders."]},
+            )
+        try:
+            return path.open("rb")
+        except OSError as error:
+            raise DatasetUnreachable(f"{path} could not be read: {error.strerror}") from error
+    raise InvalidInput(fields={"uri": ["Give an http(s):// URL or a file:// path."]})

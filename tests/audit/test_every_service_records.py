@@ -32,6 +32,7 @@ NOT_CHANGES = {
     "governance.audit.services.send_checkpoint_email": "sends what the verdict recorded",
     "governance.registry.services.metric_histories": "caches what MLflow holds",
     "governance.registry.services.version_target": "names a version on the trail",
+    "governance.registry.services.open_dataset_uri": "opens a stream to read",
 }
 
 
@@ -217,6 +218,17 @@ SCENARIOS = {
             ),
         ),
         "experiment.unlinked",
+    ),
+    "governance.registry.services.register_dataset": (
+        lambda c: registry.register_dataset(
+            actor=c.admin,
+            project=c.project,
+            name="applicants",
+            content=io.BytesIO(b"a,b\n1,2\n"),
+            source="a.csv",
+            kind="upload",
+        ),
+        "dataset.registered",
     ),
 }
 
