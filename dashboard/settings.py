@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     "governance.access",
     "governance.audit",
     "governance.registry",
+    "governance.approvals",
+    "governance.notify",
     "dashboard",
 ]
 
@@ -191,6 +193,8 @@ EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
 EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
 EMAIL_TIMEOUT = 10
 EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+# Where people reach the site: the links in emails are made from it.
+QUORUM_BASE_URL = env("QUORUM_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Quorum <quorum@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
