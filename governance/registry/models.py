@@ -5,9 +5,16 @@ experiment and registered model may belong to a project (tag `quorum.project=<sl
 made in Quorum); runs and versions follow their experiment and model.
 """
 
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.db import models
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
+
+# Where runs without a start (scheduled ones) sort: as the oldest.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Lifecycle(models.TextChoices):
@@ -66,7 +73,13 @@ class Run(models.Model):
     class Meta:
         ordering = ["-start_time", "-pk"]
         indexes = [
-            models.Index(fields=["experiment", "-start_time", "-id"], name="run_experiment_start"),
+            # The runs table's default order, exactly as runs_page sorts: newest first.
+            models.Index(
+                F("experiment"),
+                Coalesce("start_time", Value(EPOCH)).desc(),
+                F("id").desc(),
+                name="run_experiment_started",
+            ),
             models.Index(fields=["name"], name="run_name"),
         ]
 

@@ -1,7 +1,7 @@
 """Reads of the mirror for the pages and the API, always within one project."""
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db.models import (
     Count,
@@ -29,6 +29,7 @@ from governance.registry.errors import (
     VersionNotFound,
 )
 from governance.registry.models import (
+    EPOCH,
     DatasetVersion,
     Experiment,
     ModelCard,
@@ -40,7 +41,6 @@ from governance.registry.models import (
 )
 
 PAGE_SIZE = 50
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Where missing values sort: after everything, whichever the direction.
 LOWEST = -1.7976931348623157e308
 
@@ -93,7 +93,8 @@ def run_keys(experiment: Experiment, limit: int = 500) -> tuple[list[str], list[
     """The metric and param names used in the experiment's latest runs, for the column menu."""
     metrics: set[str] = set()
     params: set[str] = set()
-    recent = experiment.runs.order_by("-start_time").values_list("metrics", "params")[:limit]
+    newest = Coalesce(F("start_time"), Value(EPOCH)).desc()  # the order the index keeps
+    recent = experiment.runs.order_by(newest, "-id").values_list("metrics", "params")[:limit]
     for run_metrics, run_params in recent:
         metrics.update(run_metrics)
         params.update(run_params)
