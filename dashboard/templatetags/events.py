@@ -61,6 +61,7 @@ SENTENCES = {
     "audit.exported": lambda e: (
         f"exported {e.data.get('rows')} events as {str(e.data.get('format', '')).upper()}"
     ),
+    "notify.preferences_changed": lambda e: "changed their notification preferences",
 }
 
 
