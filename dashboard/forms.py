@@ -53,6 +53,15 @@ class TokenForm(forms.Form):
 
     name = forms.CharField(max_length=80, help_text="Where the token is used, e.g. “CI deploy”.")
     lifetime = forms.TypedChoiceField(choices=LIFETIMES, coerce=int, initial=30, label="Expires in")
+    project = forms.ChoiceField(
+        required=False,
+        label="For CI in",
+        help_text="A CI token only asks the release gate and opens release requests there.",
+    )
+
+    def __init__(self, *args: object, projects: list[tuple[str, str]] = (), **kwargs: object):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].choices = [("", "Everything I may do"), *projects]
 
     @property
     def lifetime_delta(self) -> timedelta:

@@ -8,7 +8,7 @@ from dashboard.forms import (
     AuditedSetPasswordForm,
     QueuedPasswordResetForm,
 )
-from dashboard.views import access, audit, errors, health, hooks, registry
+from dashboard.views import access, approvals, audit, errors, health, hooks, notify, registry
 
 auth_patterns = [
     path(
@@ -57,6 +57,27 @@ urlpatterns = [
     path("account/", access.profile, name="profile"),
     path("account/tokens/", access.token_create, name="token_create"),
     path("account/tokens/<int:token_id>/revoke/", access.token_revoke, name="token_revoke"),
+    path(
+        "account/notifications/",
+        notify.notification_preferences,
+        name="notification_preferences",
+    ),
+    path("notifications/", notify.notification_list, name="notifications"),
+    path(
+        "notifications/read-all/",
+        notify.notifications_read_all,
+        name="notifications_read_all",
+    ),
+    path(
+        "notifications/<int:notification_id>/read/",
+        notify.notification_read,
+        name="notification_read",
+    ),
+    path(
+        "notifications/<int:notification_id>/open/",
+        notify.notification_open,
+        name="notification_open",
+    ),
     path("projects/new/", access.project_new, name="project_new"),
     path("projects/<slug:slug>/", access.project_overview, name="project_overview"),
     path("projects/<slug:slug>/members/", access.project_members, name="project_members"),
@@ -100,7 +121,44 @@ urlpatterns = [
         registry.card_export,
         name="card_export",
     ),
+    path(
+        "projects/<slug:slug>/models/<path:name>/versions/<int:number>/release/",
+        approvals.open_request,
+        name="approval_open",
+    ),
+    path(
+        "projects/<slug:slug>/models/<path:name>/versions/<int:number>/comments/",
+        approvals.version_comment,
+        name="version_comment",
+    ),
     path("projects/<slug:slug>/models/<path:name>/", registry.model, name="model"),
+    path("approvals/waiting/", approvals.waiting, name="waiting"),
+    path("projects/<slug:slug>/approvals/", approvals.approvals, name="approvals"),
+    path("projects/<slug:slug>/approvals/<int:pk>/", approvals.approval, name="approval"),
+    path("projects/<slug:slug>/approvals/<int:pk>/decide/", approvals.decide, name="decide"),
+    path(
+        "projects/<slug:slug>/approvals/<int:pk>/withdraw/",
+        approvals.withdraw,
+        name="approval_withdraw",
+    ),
+    path(
+        "projects/<slug:slug>/approvals/<int:pk>/gates/",
+        approvals.recheck,
+        name="approval_recheck",
+    ),
+    path(
+        "projects/<slug:slug>/approvals/<int:pk>/retry-alias/",
+        approvals.retry_alias,
+        name="approval_retry_alias",
+    ),
+    path(
+        "projects/<slug:slug>/approvals/<int:pk>/comments/",
+        approvals.comment,
+        name="approval_comment",
+    ),
+    path("projects/<slug:slug>/policies/", approvals.policies, name="policies"),
+    path("projects/<slug:slug>/policies/new/", approvals.policy_edit, name="policy_new"),
+    path("projects/<slug:slug>/policies/<slug:stage>/", approvals.policy_edit, name="policy_edit"),
     path("audit/", audit.trail, name="audit_trail"),
     path("audit/export/", audit.export, name="audit_export"),
     path("audit/exports/<int:seq>/manifest.json", audit.manifest, name="audit_manifest"),

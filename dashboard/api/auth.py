@@ -1,12 +1,15 @@
 """`Authorization: Bearer <token>` with the personal tokens of governance.access."""
 
+from django.db.models import QuerySet
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from governance.access.errors import InvalidToken
-from governance.access.models import ApiToken
+from governance.access.models import ApiToken, Project
+from governance.access.selectors import projects_for
 from governance.access.services import authenticate_api_token
 from governance.audit import context
 
@@ -37,3 +40,27 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: object) -> dict[str, str]:
         return {"type": "http", "scheme": "bearer", "description": "A personal API token."}
+
+
+class CiTokenScope(BasePermission):
+    """A CI token (a token tied to a project) reaches only the views that say
+    `ci_token_allowed = True`: the release gate and release requests. Those views keep it to
+    its project themselves, through `projects_of`."""
+
+    message = "This CI token may only ask the release gate and open release requests."
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        token = request.auth
+        if isinstance(token, ApiToken) and token.project_id is not None:
+            return bool(getattr(view, "ci_token_allowed", False))
+        return True
+
+
+def projects_of(request: Request) -> QuerySet[Project]:
+    """The projects this request may act in: the person's, narrowed to the token's project
+    for a CI token."""
+    projects = projects_for(request.user)
+    token = request.auth
+    if isinstance(token, ApiToken) and token.project_id is not None:
+        projects = projects.filter(pk=token.project_id)
+    return projects

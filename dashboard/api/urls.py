@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from dashboard.api import access, audit, registry
+from dashboard.api import access, approvals, audit, notify, registry
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -12,6 +12,34 @@ urlpatterns = [
         name="api-docs",
     ),
     path("me/", access.MeView.as_view(), name="api-me"),
+    path("gate", approvals.GateView.as_view(), name="api-gate"),
+    path("approval-requests/", approvals.ApprovalListView.as_view(), name="api-approval-requests"),
+    path(
+        "approval-requests/<int:pk>/",
+        approvals.ApprovalDetailView.as_view(),
+        name="api-approval-request",
+    ),
+    path(
+        "approval-requests/<int:pk>/decisions/",
+        approvals.DecisionView.as_view(),
+        name="api-approval-decisions",
+    ),
+    path("notifications/", notify.NotificationListView.as_view(), name="api-notifications"),
+    path(
+        "notifications/read-all/",
+        notify.NotificationReadAllView.as_view(),
+        name="api-notifications-read-all",
+    ),
+    path(
+        "notifications/preferences/",
+        notify.PreferencesView.as_view(),
+        name="api-notification-preferences",
+    ),
+    path(
+        "notifications/<int:notification_id>/read/",
+        notify.NotificationReadView.as_view(),
+        name="api-notification-read",
+    ),
     path("audit/events/", audit.EventListView.as_view(), name="api-audit-events"),
     path("audit/export", audit.ExportView.as_view(), name="api-audit-export"),
     path(

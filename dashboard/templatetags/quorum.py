@@ -51,3 +51,29 @@ def metric(value: object) -> str:
 @register.filter
 def get_item(mapping: dict, key: str) -> object:
     return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+# What Markdown in comments may become: text formatting, lists, code, quotes and links.
+MARKDOWN_TAGS = {
+    "p", "br", "strong", "em", "code", "pre", "blockquote", "ul", "ol", "li", "a", "h3", "h4",
+    "hr", "del", "table", "thead", "tbody", "tr", "th", "td",
+}  # fmt: skip
+
+
+@register.filter
+def markdown(text: str) -> str:
+    """Markdown rendered, then sanitised: no raw HTML, scripts, styles or unsafe links survive.
+    Headings above h3 become plain text, so a comment cannot outrank the page."""
+    import markdown as markdown_lib
+    import nh3
+
+    html = markdown_lib.markdown(text, extensions=["fenced_code", "tables", "sane_lists"])
+    return mark_safe(  # noqa: S308 (sanitised just here)
+        nh3.clean(
+            html,
+            tags=MARKDOWN_TAGS,
+            attributes={"a": {"href", "title"}},
+            url_schemes={"http", "https", "mailto"},
+            link_rel="nofollow noopener noreferrer",
+        )
+    )

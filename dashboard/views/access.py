@@ -240,6 +240,10 @@ def member_remove(request: HttpRequest, slug: str, membership_id: int) -> HttpRe
 # The person's own account
 
 
+def _token_projects(request: HttpRequest) -> list[tuple[str, str]]:
+    return [(p.slug, p.name) for p in selectors.projects_for(request.user)]
+
+
 def _tokens_context(
     request: HttpRequest, form: TokenForm, new_secret: str = ""
 ) -> dict[str, object]:
@@ -259,7 +263,7 @@ def profile(request: HttpRequest) -> HttpResponse:
     context = {
         "memberships": memberships,
         "events": list(audit_selectors.activity_of(request.user)[:10]),
-        **_tokens_context(request, TokenForm()),
+        **_tokens_context(request, TokenForm(projects=_token_projects(request))),
     }
     return render(request, "access/profile.html", context)
 
@@ -267,20 +271,22 @@ def profile(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 def token_create(request: HttpRequest) -> HttpResponse:
-    form = TokenForm(request.POST)
+    form = TokenForm(request.POST, projects=_token_projects(request))
     secret, status = "", 400
     if form.is_valid():
+        slug = form.cleaned_data["project"]
         try:
             _, secret = services.create_api_token(
                 actor=request.user,
                 name=form.cleaned_data["name"],
                 expires_at=timezone.now() + form.lifetime_delta,
+                project=Project.objects.get(slug=slug) if slug else None,
             )
         except DomainError as error:
             add_domain_error(form, error)
             status = error.status
         else:
-            form, status = TokenForm(), 201
+            form, status = TokenForm(projects=_token_projects(request)), 201
     context = _tokens_context(request, form, new_secret=secret)
     if request.htmx:
         return render(request, "access/_tokens.html", context, status=status)
@@ -301,5 +307,9 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     else:
         messages.success(request, f"Token “{token.name}” revoked.")
     if request.htmx:
-        return render(request, "access/_tokens.html", _tokens_context(request, TokenForm()))
+        return render(
+            request,
+            "access/_tokens.html",
+            _tokens_context(request, TokenForm(projects=_token_projects(request))),
+        )
     return redirect("profile")

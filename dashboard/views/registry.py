@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from dashboard import charts
@@ -12,6 +13,7 @@ from governance.access.errors import NotAllowed
 from governance.access.models import Project
 from governance.access.permissions import require_admin
 from governance.access.roles import Capability
+from governance.approvals import selectors as approvals
 from governance.audit.selectors import history_of
 from governance.errors import DomainError, InvalidInput
 from governance.registry import cards, selectors, services
@@ -143,6 +145,7 @@ def model(request: HttpRequest, slug: str, name: str) -> HttpResponse:
             "model": model,
             "versions": [(v, sorted(aliases_of.get(v.version, []))) for v in versions],
             "timeline": charts.version_timeline(versions),
+            "holders": approvals.stage_holders(model),
         }
     )
     return render(request, "registry/model.html", context)
@@ -180,6 +183,11 @@ def version(request: HttpRequest, slug: str, name: str, number: int) -> HttpResp
             "lineage": selectors.lineage_of(version),
             "revisions": selectors.card_revisions(context["card"]),
             "events": list(history_of("modelversion", f"{name}/{number}")[:15]),
+            "releases": approvals.approvals_of_version(version),
+            "stages": [p.stage for p in approvals.policies_of(context["project"])],
+            "may_request": Capability.REQUEST_RELEASE in context["capabilities"],
+            "comments": approvals.comments_on(version=version),
+            "comment_action": reverse("version_comment", args=[slug, name, number]),
         }
     )
     return render(request, "registry/version.html", context)

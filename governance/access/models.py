@@ -81,6 +81,15 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField()
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    project = models.ForeignKey(
+        Project,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="A CI token: it may only ask the release gate and open release requests, "
+        "in this project.",
+    )
 
     class Meta:
         ordering = ["-created_at"]

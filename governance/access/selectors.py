@@ -65,4 +65,4 @@ def role_counts(project: Project) -> dict[str, int]:
 
 def tokens_of(user: AbstractBaseUser) -> QuerySet[ApiToken]:
     """The person's API tokens, newest first."""
-    return ApiToken.objects.filter(user=user).order_by("-created_at")
+    return ApiToken.objects.filter(user=user).select_related("project").order_by("-created_at")

@@ -255,13 +255,18 @@ def find_user(username: str) -> AbstractBaseUser:
 
 
 def create_api_token(
-    *, actor: AbstractBaseUser, name: str, expires_at: datetime
+    *, actor: AbstractBaseUser, name: str, expires_at: datetime, project: Project | None = None
 ) -> tuple[ApiToken, str]:
     """Make a personal API token; the secret is returned once and only its hash is kept.
 
+    With `project`, a CI token: it acts as the actor but only asks the release gate and opens
+    release requests, in that project (which the actor must see).
+
     Raises InvalidInput for an empty name or an expiry in the past or over a year away,
-    TokenNameTaken when an active token already has the name.
+    TokenNameTaken when an active token already has the name, ProjectNotFound.
     """
+    if project is not None:
+        require(actor, Capability.VIEW_PROJECT, project)
     name = name.strip()
     now = timezone.now()
     fields = {}
@@ -284,6 +289,7 @@ def create_api_token(
             digest=_digest(secret),
             created_at=now,
             expires_at=expires_at,
+            project=project,
         )
         record(
             actor=actor,
@@ -353,6 +359,7 @@ def _token_state(token: ApiToken) -> dict[str, object]:
         "prefix": token.prefix,
         "expires_at": token.expires_at,
         "revoked_at": token.revoked_at,
+        "project": token.project.slug if token.project_id else None,
     }
 
 

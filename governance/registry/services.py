@@ -26,7 +26,7 @@ from governance.access.permissions import require
 from governance.access.roles import Capability
 from governance.audit.services import SystemActor, Target, record
 from governance.errors import DomainError, InvalidInput
-from governance.registry import cards, mirror
+from governance.registry import cards, hooks, mirror
 from governance.registry.errors import (
     BadSignature,
     CardChanged,
@@ -514,6 +514,8 @@ class _Sync:
                         "after": {"version": new.get(alias)},
                     },
                 )
+                for callback in hooks.ALIAS_MOVED:
+                    callback(model, alias, old.get(alias), new.get(alias))
 
     # Model versions
 

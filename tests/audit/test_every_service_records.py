@@ -16,8 +16,11 @@ from django.utils import timezone
 import governance
 from governance.access import services as access
 from governance.access.models import ApiToken, Membership
+from governance.approvals import services as approvals
+from governance.approvals.models import ApprovalRequest
 from governance.audit import services as audit
 from governance.audit.models import AuditEvent, VerificationRun
+from governance.notify import services as notify
 from governance.registry import services as registry
 from governance.registry.mirror import webhook_signature
 from governance.registry.models import ModelVersion
@@ -33,6 +36,13 @@ NOT_CHANGES = {
     "governance.registry.services.metric_histories": "caches what MLflow holds",
     "governance.registry.services.version_target": "names a version on the trail",
     "governance.registry.services.open_dataset_uri": "opens a stream to read",
+    "governance.approvals.services.watch": "a personal subscription to a request's news",
+    "governance.notify.services.notify": "the caller's own change is the audited event",
+    "governance.notify.services.mark_read": "a person's own read state",
+    "governance.notify.services.mark_all_read": "a person's own read state",
+    "governance.notify.services.send_email": "sends what the caller's change recorded",
+    "governance.notify.services.send_digests": "sends what the callers' changes recorded",
+    "governance.notify.services.sweep_pending_emails": "queues again what was queued before",
 }
 
 
@@ -58,6 +68,48 @@ def _token(user) -> ApiToken:
         actor=user, name="ci", expires_at=timezone.now() + timedelta(days=1)
     )
     return token
+
+
+def _version(c) -> ModelVersion:
+    c.tracking.model("credit-scoring", project="credit-risk")
+    run = c.tracking.run(c.tracking.experiment("e", project="credit-risk"), metrics={"auc": 0.9})
+    c.tracking.version("credit-scoring", run)
+    registry.sync_mlflow(trigger="test")
+    return ModelVersion.objects.get(model__name="credit-scoring")
+
+
+def _policy(c, guard: bool = False) -> None:
+    approvals.save_policy(
+        actor=c.owner, project=c.project, stage="production", required={"product_owner": 1},
+        guard=guard,
+    )  # fmt: skip
+
+
+def _opened(c) -> ApprovalRequest:
+    version = _version(c)
+    _policy(c)
+    scientist = Membership.objects.get(project=c.project, role="data_scientist").user
+    return approvals.open_request(actor=scientist, version=version, stage="production")
+
+
+def _approved(c) -> ApprovalRequest:
+    approval = _opened(c)
+    approvals.decide(actor=c.owner, approval=approval, verdict="approve")
+    return approval
+
+
+def _failed_move(c) -> ApprovalRequest:
+    approval = _approved(c)
+    approvals.note_alias_failure(approval_id=approval.pk, error="MLflow is down", final=True)
+    return approval
+
+
+def _moved_outside(c) -> int:
+    version = _version(c)
+    _policy(c, guard=True)
+    c.tracking.client.set_registered_model_alias("credit-scoring", "production", "1")
+    registry.sync_mlflow(trigger="test")
+    return version.model_id
 
 
 # name -> (run(cast), expected action)
@@ -219,6 +271,10 @@ SCENARIOS = {
         ),
         "experiment.unlinked",
     ),
+    "governance.notify.services.set_preferences": (
+        lambda c: notify.set_preferences(actor=c.viewer, choices={"mention": "daily"}),
+        "notify.preferences_changed",
+    ),
     "governance.registry.services.register_dataset": (
         lambda c: registry.register_dataset(
             actor=c.admin,
@@ -229,6 +285,38 @@ SCENARIOS = {
             kind="upload",
         ),
         "dataset.registered",
+    ),
+    "governance.approvals.services.save_policy": (_policy, "policy.saved"),
+    "governance.approvals.services.open_request": (_opened, "approval.opened"),
+    "governance.approvals.services.recheck_gates": (
+        lambda c: approvals.recheck_gates(actor=c.viewer, approval=_opened(c)),
+        "approval.gates_checked",
+    ),
+    "governance.approvals.services.decide": (_approved, "approval.decided"),
+    "governance.approvals.services.withdraw_request": (
+        lambda c: approvals.withdraw_request(actor=c.owner, approval=_opened(c)),
+        "approval.withdrawn",
+    ),
+    "governance.approvals.services.expire_requests": (
+        lambda c: approvals.expire_requests(now=_opened(c).expires_at),
+        "approval.expired",
+    ),
+    "governance.approvals.services.move_alias": (
+        lambda c: approvals.move_alias(approval_id=_approved(c).pk),
+        "approval.alias_moved",
+    ),
+    "governance.approvals.services.note_alias_failure": (_failed_move, "approval.alias_failed"),
+    "governance.approvals.services.retry_alias_move": (
+        lambda c: approvals.retry_alias_move(actor=c.owner, approval=_failed_move(c)),
+        "approval.alias_retried",
+    ),
+    "governance.approvals.services.enforce_guard": (
+        lambda c: approvals.enforce_guard(model_id=_moved_outside(c), stage="production"),
+        "approval.alias_reverted",
+    ),
+    "governance.approvals.services.add_comment": (
+        lambda c: approvals.add_comment(actor=c.viewer, approval=_opened(c), body="Why now?"),
+        "comment.added",
     ),
 }
 
