@@ -41,6 +41,7 @@ format: install
 bench: install
 	$(PY) -m benches.audit
 	$(PY) -m benches.sync
+	$(PY) -m benches.gate
 
 clean:
 	rm -rf $(VENV) var

@@ -132,6 +132,9 @@ def may_decide(user: AbstractBaseUser, approval: ApprovalRequest) -> str | None:
         return "the request has expired"
     if Capability.APPROVE_RELEASE not in capabilities_of(user, approval.project):
         return "your role does not approve releases"
+    reason = barred(user, approval)
+    if reason:
+        return reason
     role = (
         Membership.objects.filter(project=approval.project, user=user)
         .values_list("role", flat=True)
@@ -139,9 +142,6 @@ def may_decide(user: AbstractBaseUser, approval: ApprovalRequest) -> str | None:
     )
     if role not in approval.policy_version.required:
         return "your role fills none of the approvals this policy asks for"
-    reason = barred(user, approval)
-    if reason:
-        return reason
     if any(d.approver_id == user.pk for d in approval.decisions.all()):
         return "you have decided already"
     return None
