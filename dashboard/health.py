@@ -27,7 +27,7 @@ def check_broker() -> str | None:
     from dashboard.celery import app
 
     with app.connection_for_write() as conn:
-        if conn.transport_cls == "filesystem":
+        if conn.transport_cls in ("filesystem", getattr(settings, "CELERY_BROKER_TRANSPORT", "")):
             folder = Path(conn.transport_options["data_folder_in"])
             if not (folder.is_dir() and os.access(folder, os.W_OK)):
                 return f"queue folder {folder} is missing or not writable"

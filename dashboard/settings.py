@@ -157,6 +157,8 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
     CELERY_BROKER_FOLDER = VAR_DIR / "celery"
+    # Kombu's filesystem transport, writing each message whole (dashboard/broker.py).
+    CELERY_BROKER_TRANSPORT = "dashboard.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),
         "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),
