@@ -5,11 +5,11 @@
 
 It uses (and creates) a database of its own, `quorum_bench_gate` by default, never the site's.
 It fills a project with `--history` release requests (so the gate's cost is seen not to grow
-with them), serves the site with gunicorn (2 workers, as `manage.py serve` does) on a free port
-of 127.0.0.1, and asks it from a second process, `--clients` connections at a time, for
-`--seconds` per endpoint: the gate of an approved release, the gate of an open one, and, as the
-reference, `/api/v1/me/` (token authentication and DRF with no work of its own). It prints
-requests per second and latency percentiles, and the gate's ratio to the reference.
+with them), serves the site with gunicorn (2 workers of 4 threads, as `manage.py serve` does)
+on a free port of 127.0.0.1, and asks it from a second process, `--clients` connections at a
+time, for `--seconds` per endpoint: the gate of an approved release, the gate of an open one,
+and, as the reference, `/api/v1/me/` (token authentication and DRF with no work of its own).
+It prints requests per second and latency percentiles, and the gate's ratio to the reference.
 """
 
 import argparse
@@ -146,6 +146,8 @@ def serve(database: str, port: int, var_dir: str) -> subprocess.Popen:
             f"127.0.0.1:{port}",
             "--workers",
             "2",
+            "--threads",
+            "4",
             "--log-level",
             "warning",
         ],
@@ -266,8 +268,10 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    say(f"gunicorn 2 workers on 127.0.0.1, {options.clients} clients in a second process, "
-        f"{options.seconds:g} s each, a new connection per request")  # fmt: skip
+    say(
+        f"gunicorn 2 workers x 4 threads on 127.0.0.1, {options.clients} clients in a second "
+        f"process, {options.seconds:g} s each, a new connection per request"
+    )
     for name, r in results.items():
         say(f"  {name:24} {r['rps']:7.0f} req/s  p50 {r['p50']:5.1f} ms  p95 {r['p95']:5.1f} ms  "
             f"p99 {r['p99']:5.1f} ms  errors {r['errors']}")  # fmt: skip

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 
 from governance.access.errors import InvalidToken
 from governance.access.models import ApiToken, Project
-from governance.access.selectors import projects_for
+from governance.access.selectors import visible_projects
 from governance.access.services import authenticate_api_token
 from governance.audit import context
 
@@ -59,7 +59,7 @@ class CiTokenScope(BasePermission):
 def projects_of(request: Request) -> QuerySet[Project]:
     """The projects this request may act in: the person's, narrowed to the token's project
     for a CI token."""
-    projects = projects_for(request.user)
+    projects = visible_projects(request.user)
     token = request.auth
     if isinstance(token, ApiToken) and token.project_id is not None:
         projects = projects.filter(pk=token.project_id)

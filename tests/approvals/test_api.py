@@ -177,3 +177,22 @@ def test_a_ci_token_for_an_unknown_project_is_refused_on_the_page(login, scienti
     )
     assert response.status_code == 400
     assert not scientist.api_tokens.exists()
+
+
+@pytest.mark.parametrize("history", [1, 15])
+def test_the_gate_asks_the_database_twice_whatever_the_history(
+    scientist, owner, project, versions, history, django_assert_num_queries
+):
+    services.save_policy(
+        actor=owner, project=project, stage="staging", required={"product_owner": 1}
+    )
+    for _ in range(history):
+        approval = services.open_request(actor=scientist, version=versions[0], stage="staging")
+        services.decide(actor=owner, approval=approval, verdict="reject", comment="not yet")
+    approval = services.open_request(actor=scientist, version=versions[0], stage="staging")
+    services.decide(actor=owner, approval=approval, verdict="approve")
+    ci = bearer(scientist, project)
+    ask = {**ASK, "stage": "staging"}
+    ci.get(GATE, ask)  # the token's last use is noted once a minute
+    with django_assert_num_queries(2):  # the token, then the latest request
+        assert ci.get(GATE, ask).json()["allowed"] is True

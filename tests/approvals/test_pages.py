@@ -176,3 +176,17 @@ def test_release_pages_keep_their_query_count(
     for url in (reverse("approvals", args=["credit-risk"]), reverse("waiting")):
         with django_assert_max_num_queries(14):
             assert client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("count", [1, 12])
+def test_the_request_page_keeps_its_query_count(
+    login, owner, viewer, opened, count, django_assert_max_num_queries
+):
+    services.decide(actor=owner, approval=opened, verdict="approve")
+    for n in range(count):
+        top = services.add_comment(actor=viewer, approval=opened, body=f"Question {n} @olivia")
+        services.add_comment(actor=owner, approval=opened, body="Answer", parent=top)
+    client = login(owner)
+    with django_assert_max_num_queries(15):  # the same at 1 and at 12 threads
+        response = client.get(page(opened))
+    assert response.content.decode().count('class="comment reply"') == count

@@ -6,6 +6,8 @@ from django.core.management import call_command
 from governance.access.models import Membership, Project
 from governance.access.permissions import capabilities_of
 from governance.access.roles import ROLE_CAPABILITIES, Role
+from governance.approvals.models import ApprovalPolicy, ApprovalRequest
+from governance.approvals.selectors import waiting_for
 from governance.registry.models import (
     DatasetVersion,
     Experiment,
@@ -65,5 +67,14 @@ def test_demo_trains_real_models_that_the_mirror_shows_in_the_demo_projects(db, 
     assert "sex" in json.dumps(applicants.schema)  # the sensitive column, for bias reports
     assert RunInput.objects.filter(context="evaluation").exists()
 
+    (waiting,) = ApprovalRequest.objects.filter(state="open")
+    assert (waiting.version, waiting.stage) == (version, "production")
+    assert waiting.gate_results[0]["outcome"] == "pass"
+    assert {a.pk for a in waiting_for(get_user_model().objects.get(username="priya"))} == {
+        waiting.pk
+    }
+    assert ApprovalPolicy.objects.filter(project__slug="credit-risk").count() == 2
+
     call_command("load_demo")  # again: nothing is trained twice
     assert ModelVersion.objects.filter(model__name="credit-scoring").count() == 3
+    assert ApprovalRequest.objects.count() == 1

@@ -15,9 +15,12 @@ from django.db import transaction
 from governance.access import services
 from governance.access.models import Membership, Project
 from governance.access.roles import Role
+from governance.approvals import services as approvals
+from governance.approvals.models import ApprovalPolicy
 from governance.registry import demo as mlflow_demo
 from governance.registry import services as registry
 from governance.registry.errors import SyncBusy
+from governance.registry.models import ModelVersion
 
 PEOPLE = [
     # username, first name, last name, role in the demo projects (None: site admin)
@@ -28,6 +31,8 @@ PEOPLE = [
     ("alex", "Alex", "Novak", Role.AUDITOR),
     ("val", "Val", "Romero", Role.VIEWER),
 ]
+
+DEMO_TEAM = ["priya", "sam", "mei"]
 
 PROJECTS = [
     (
@@ -112,6 +117,44 @@ class Command(BaseCommand):
         except SyncBusy:
             return  # the worker is syncing already
         self.stdout.write(f"Mirrored from MLflow: {job.counts}")
+        self._releases()
+
+    def _releases(self) -> None:
+        """Release policies for the credit-risk project, and one release waiting for its
+        product owner and ML engineer. Only once: a policy there means it was done."""
+        project = Project.objects.get(slug="credit-risk")
+        if ApprovalPolicy.objects.filter(project=project).exists():
+            return
+        version = ModelVersion.objects.filter(model__name="credit-scoring", version=2).first()
+        if version is None:
+            return  # MLflow was synced by a worker that has not got there yet
+        people = {u.username: u for u in get_user_model().objects.filter(username__in=DEMO_TEAM)}
+        approvals.save_policy(
+            actor=people["priya"],
+            project=project,
+            stage="production",
+            required={Role.PRODUCT_OWNER: 1, Role.ML_ENGINEER: 1},
+            gates_=[{"kind": "metric", "condition": "roc_auc >= 0.75 and accuracy >= 0.7"}],
+            guard=True,
+            note="Production needs the business and engineering to agree.",
+        )
+        approvals.save_policy(
+            actor=people["priya"],
+            project=project,
+            stage="staging",
+            required={Role.ML_ENGINEER: 1},
+            open_days=7,
+            note="Staging is for load tests.",
+        )
+        approval = approvals.open_request(
+            actor=people["sam"],
+            version=version,
+            stage="production",
+            note="The gradient boosting model beats the champion's AUC on the holdout.",
+        )
+        self.stdout.write(
+            f"Release request #{approval.pk} waits for priya (product owner) and mei (ML engineer)."
+        )
 
     def _report(self, created: list[tuple[str, str, str]]) -> None:
         if not created:
