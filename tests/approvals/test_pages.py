@@ -190,3 +190,31 @@ def test_the_request_page_keeps_its_query_count(
     with django_assert_max_num_queries(15):  # the same at 1 and at 12 threads
         response = client.get(page(opened))
     assert response.content.decode().count('class="comment reply"') == count
+
+
+def test_members_comment_on_a_version_and_mentions_are_told(login, viewer, owner, version):
+    client = login(viewer)
+    url = reverse("version_comment", args=["credit-risk", "credit-scoring", 1])
+    response = client.post(url, {"body": "Is the *holdout* recent? @olivia"})
+    assert response.status_code == 302
+    page_html = client.get(response.url).content.decode()
+    assert "<em>holdout</em>" in page_html
+    assert Notification.objects.filter(recipient=owner, kind="mention").exists()
+    refused = client.post(url, {"body": ""}, follow=True)
+    assert "Write something." in refused.content.decode()
+    assert Comment.objects.count() == 1
+
+
+def test_the_model_page_flags_an_alias_moved_outside_quorum(
+    login, viewer, opened, owner, engineer, tracking
+):
+    from governance.registry import services as registry
+
+    services.decide(actor=owner, approval=opened, verdict="approve")
+    services.decide(actor=engineer, approval=opened, verdict="approve")
+    services.move_alias(approval_id=opened.pk)
+    tracking.client.set_registered_model_alias("credit-scoring", "production", "2")
+    registry.sync_mlflow(trigger="test")
+
+    body = login(viewer).get(reverse("model", args=["credit-risk", "credit-scoring"])).content
+    assert "alias moved outside Quorum: v2" in body.decode()
