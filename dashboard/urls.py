@@ -137,6 +137,11 @@ urlpatterns = [
     path("projects/<slug:slug>/approvals/<int:pk>/", approvals.approval, name="approval"),
     path("projects/<slug:slug>/approvals/<int:pk>/decide/", approvals.decide, name="decide"),
     path(
+        "projects/<slug:slug>/approvals/<int:pk>/bundle.zip",
+        approvals.bundle,
+        name="approval_bundle",
+    ),
+    path(
         "projects/<slug:slug>/approvals/<int:pk>/withdraw/",
         approvals.withdraw,
         name="approval_withdraw",

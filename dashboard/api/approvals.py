@@ -1,9 +1,10 @@
 """/api/v1/gate, /api/v1/approval-requests and /api/v1/projects/{slug}/policies.
 
 The gate is what CI/CD asks before it ships; CI tokens (tokens tied to a project) reach the
-gate and release requests only.
+gate, release requests and their evidence bundles only.
 """
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -11,7 +12,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from dashboard.api.audit import RawFileNegotiation
 from dashboard.api.auth import projects_of
+from dashboard.views.approvals import bundle_response
 from governance.access import selectors as access
 from governance.approvals import selectors, services
 from governance.approvals.errors import RequestNotFound
@@ -164,6 +167,25 @@ class ApprovalDetailView(APIView):
     @extend_schema(responses=ApprovalOut, summary="A release request, where it stands")
     def get(self, request: Request, pk: int) -> Response:
         return Response(ApprovalOut(_approval(request, pk)).data)
+
+
+class ApprovalBundleView(APIView):
+    ci_token_allowed = True
+    # The answer is a zip whatever the client accepts; errors are still JSON.
+    content_negotiation_class = RawFileNegotiation
+
+    @extend_schema(
+        summary="A release request's evidence bundle, as a zip",
+        description="The request and its frozen evidence, the policy, gates, decisions, "
+        "comments, the model card, the audit events about the request and its version, the "
+        "latest checkpoint, and `manifest.json` with every file's SHA-256. Check it offline "
+        "with `manage.py verify_bundle FILE`. The download is recorded on the audit trail; "
+        "`X-Quorum-Manifest-SHA256` carries the manifest's digest.",
+        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        approval = _approval(request, pk)
+        return bundle_response(services.export_bundle(actor=request.user, approval=approval))
 
 
 class DecisionIn(serializers.Serializer):

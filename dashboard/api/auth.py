@@ -44,10 +44,13 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
 class CiTokenScope(BasePermission):
     """A CI token (a token tied to a project) reaches only the views that say
-    `ci_token_allowed = True`: the release gate and release requests. Those views keep it to
-    its project themselves, through `projects_of`."""
+    `ci_token_allowed = True`: the release gate, release requests and their evidence bundles.
+    Those views keep it to its project themselves, through `projects_of`."""
 
-    message = "This CI token may only ask the release gate and open release requests."
+    message = (
+        "This CI token may only ask the release gate, open release requests and download "
+        "their evidence bundles."
+    )
 
     def has_permission(self, request: Request, view: object) -> bool:
         token = request.auth

@@ -20,6 +20,11 @@ urlpatterns = [
         name="api-approval-request",
     ),
     path(
+        "approval-requests/<int:pk>/bundle/",
+        approvals.ApprovalBundleView.as_view(),
+        name="api-approval-bundle",
+    ),
+    path(
         "approval-requests/<int:pk>/decisions/",
         approvals.DecisionView.as_view(),
         name="api-approval-decisions",

@@ -12,9 +12,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dashboard.views.registry import _common
+from governance.access import selectors as access
 from governance.access.errors import NotAllowed
 from governance.access.roles import Capability
 from governance.approvals import gates, rules, selectors, services
+from governance.approvals.bundle import ExportedBundle
 from governance.approvals.errors import CommentNotFound
 from governance.approvals.models import ApprovalRequest, Comment
 from governance.audit.selectors import history_of
@@ -75,6 +77,24 @@ def _approval(request: HttpRequest, slug: str, pk: int) -> dict:
 def approval(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     context = _approval(request, slug, pk)
     return render(request, "approvals/approval.html", _page(request, context))
+
+
+@require_GET
+@login_required
+def bundle(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """The release evidence bundle: a zip to keep or hand over, checked offline with
+    `manage.py verify_bundle`. Making it is recorded on the trail."""
+    project, _ = access.project_for(request.user, slug)
+    made = services.export_bundle(actor=request.user, approval=selectors.approval_of(project, pk))
+    return bundle_response(made)
+
+
+def bundle_response(made: ExportedBundle) -> HttpResponse:
+    """The zip as a download; the page and the API answer alike."""
+    response = HttpResponse(made.content, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{made.filename}"'
+    response["X-Quorum-Manifest-SHA256"] = made.manifest_sha256
+    return response
 
 
 def _page(request: HttpRequest, context: dict, error: str = "") -> dict:

@@ -83,3 +83,10 @@ class InvalidComment(InvalidInput):
 class CommentNotFound(NotFound):
     code = "comment_not_found"
     default_message = "No such comment here."
+
+
+class UnreadableBundle(InvalidInput):
+    """A file given to verify_bundle that is not a readable zip: nothing in it can be checked."""
+
+    code = "unreadable_bundle"
+    default_message = "This is not a readable release bundle."

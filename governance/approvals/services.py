@@ -1,6 +1,8 @@
 """Every change to release policies and requests: open, decide, withdraw, expire, move the
 alias, guard it, and comment. The rules of the domain are enforced here, not in pages."""
 
+import hashlib
+import io
 import re
 from datetime import datetime, timedelta
 
@@ -14,7 +16,7 @@ from django.utils import timezone
 from governance.access.models import Membership, Project
 from governance.access.permissions import require
 from governance.access.roles import Capability, Role
-from governance.approvals import gates, rules
+from governance.approvals import bundle, gates, rules
 from governance.approvals.errors import (
     AlreadyDecided,
     CommentNotFound,
@@ -673,6 +675,42 @@ def enforce_guard(*, model_id: int, stage: str, mlflow: Mlflow | None = None) ->
             project=model.project,
         )
     return True
+
+
+# The evidence bundle
+
+
+def export_bundle(*, actor: AbstractBaseUser, approval: ApprovalRequest) -> bundle.ExportedBundle:
+    """Make the release evidence bundle of `approval` (a zip, in memory) and record who made
+    it, with the manifest's SHA-256. Every member of the project may, auditors and viewers
+    too. Raises ProjectNotFound for anyone else. Reads the request's whole history."""
+    require(actor, Capability.VIEW_PROJECT, approval.project)
+    buffer = io.BytesIO()
+    written = bundle.write(approval, made_by=actor.get_username(), destination=buffer)
+    content = buffer.getvalue()
+    manifest = written.manifest
+    with transaction.atomic():
+        record(
+            actor=actor,
+            action="approval.bundle_exported",
+            target=approval,
+            project=approval.project,
+            payload={
+                "manifest_sha256": written.manifest_sha256,
+                "bundle_sha256": hashlib.sha256(content).hexdigest(),
+                "bytes": len(content),
+                "format_version": manifest["format_version"],
+                "files": sorted(manifest["files"]),
+                "audit_through_seq": manifest["audit_through_seq"],
+                "checkpoint": manifest["checkpoint"],
+            },
+        )
+    return bundle.ExportedBundle(
+        filename=bundle.filename_of(approval),
+        content=content,
+        manifest=manifest,
+        manifest_sha256=written.manifest_sha256,
+    )
 
 
 # Watching and comments

@@ -1,6 +1,8 @@
 """Reads of the trail shared by the pages, the API and the exports."""
 
+import operator
 from datetime import datetime
+from functools import reduce
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -8,7 +10,7 @@ from django.db.models import Q, QuerySet
 
 from governance.access.models import Membership, Project
 from governance.access.roles import Capability, Role
-from governance.audit.models import AuditEvent, VerificationRun
+from governance.audit.models import AuditEvent, ChainHead, VerificationRun
 
 
 def audited_projects(user: AbstractBaseUser) -> QuerySet[Project]:
@@ -59,6 +61,37 @@ def history_of(kind: str, object_id: object) -> QuerySet[AuditEvent]:
         AuditEvent.objects.filter(target_kind=kind, target_id=str(object_id))
         .select_related("project")
         .order_by("-seq")
+    )
+
+
+def events_about(
+    targets: dict[str, list[str]], *, through: int | None = None
+) -> QuerySet[AuditEvent]:
+    """The events whose target is one of `targets` ({kind: [id, ...]}), up to event `through`,
+    unordered. Each kind reads the (target_kind, target_id, seq) index."""
+    conditions = [
+        Q(target_kind=kind, target_id__in=[str(i) for i in ids])
+        for kind, ids in targets.items()
+        if ids
+    ]
+    if not conditions:
+        return AuditEvent.objects.none()
+    events = AuditEvent.objects.filter(reduce(operator.or_, conditions))
+    return events if through is None else events.filter(seq__lte=through)
+
+
+def head_seq() -> int:
+    """The sequence number of the chain's last event (0 for an empty chain)."""
+    return ChainHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
+
+
+def latest_checkpoint() -> VerificationRun | None:
+    """The most recent verification that found the chain intact: its head is the checkpoint."""
+    return (
+        VerificationRun.objects.filter(state=VerificationRun.State.PASSED)
+        .exclude(head_hash="")
+        .order_by("-finished_at", "-pk")
+        .first()
     )
 
 

@@ -314,6 +314,10 @@ SCENARIOS = {
         lambda c: approvals.enforce_guard(model_id=_moved_outside(c), stage="production"),
         "approval.alias_reverted",
     ),
+    "governance.approvals.services.export_bundle": (
+        lambda c: approvals.export_bundle(actor=c.auditor, approval=_approved(c)),
+        "approval.bundle_exported",
+    ),
     "governance.approvals.services.add_comment": (
         lambda c: approvals.add_comment(actor=c.viewer, approval=_opened(c), body="Why now?"),
         "comment.added",
