@@ -35,6 +35,7 @@ def test_overview_shows_role_and_what_it_allows(login, project, auditor):
     assert b"Auditor" in response.content
     assert b"Export the audit trail" in response.content
     assert b"Approve or reject releases" not in response.content
+    assert b"<title>Credit risk \xc2\xb7 Quorum</title>" in response.content
 
 
 @pytest.mark.parametrize("name", ["project_overview", "project_members"])
