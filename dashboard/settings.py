@@ -284,6 +284,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
 # Audit exports are written here, then streamed and deleted.
 EXPORT_DIR = Path(env("QUORUM_EXPORT_DIR", default=str(VAR_DIR / "exports")))
+# Tables Quorum keeps (references, batches), as Parquet named by their SHA-256.
+DATA_DIR = Path(env("QUORUM_DATA_DIR", default=str(VAR_DIR / "data")))
 
 LOGGING = {
     "version": 1,

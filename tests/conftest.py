@@ -37,8 +37,9 @@ def needs_redis(settings) -> None:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _test_run_isolation():
-    """Static files straight from the finders, fast hashing, and a Celery queue of our own."""
+def _test_run_isolation(tmp_path_factory):
+    """Static files straight from the finders, fast hashing, a Celery queue and a folder for
+    kept tables of our own."""
     from dashboard.celery import app
 
     app.conf.task_default_queue = f"quorum-test-{uuid.uuid4().hex[:8]}"
@@ -48,7 +49,8 @@ def _test_run_isolation():
     }
     # Hashing passwords properly is slow by design; tests make many people.
     hashers = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    with override_settings(STORAGES=storages, PASSWORD_HASHERS=hashers):
+    data = tmp_path_factory.mktemp("data")
+    with override_settings(STORAGES=storages, PASSWORD_HASHERS=hashers, DATA_DIR=data):
         yield
 
 

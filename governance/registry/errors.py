@@ -94,3 +94,17 @@ class DatasetTooLarge(InvalidInput):
 
 class DatasetUnreachable(InvalidInput):
     code = "dataset_unreachable"
+
+
+class UnreadableTable(InvalidInput):
+    """A file Quorum cannot read as a table: not CSV or Parquet, malformed, not UTF-8, empty."""
+
+    code = "unreadable_table"
+    default_message = "The file could not be read as a table."
+
+
+class SchemaMismatch(InvalidInput):
+    """A table whose columns or types differ from the data it is compared with."""
+
+    code = "schema_mismatch"
+    default_message = "The table's columns do not match."

@@ -115,6 +115,9 @@ class DatasetVersion(models.Model):
     schema = models.JSONField(default=dict, blank=True)
     profile = models.JSONField(default=dict, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
+    stored = models.BooleanField(
+        default=False, help_text="Quorum keeps the table, as Parquet named by its SHA-256."
+    )
     project = models.ForeignKey(
         "access.Project", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import BinaryIO
 
+import pyarrow as pa
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
@@ -26,7 +27,7 @@ from governance.access.permissions import require
 from governance.access.roles import Capability
 from governance.audit.services import SystemActor, Target, record
 from governance.errors import DomainError, InvalidInput
-from governance.registry import cards, hooks, mirror
+from governance.registry import cards, hooks, mirror, tables
 from governance.registry.errors import (
     BadSignature,
     CardChanged,
@@ -867,6 +868,54 @@ def register_dataset(
                 project=project,
                 payload={
                     "after": {"name": name, "sha256": sha256, "bytes": size, "source": source}
+                },
+            )
+    return dataset
+
+
+def keep_table(
+    *, actor: object, project: Project, name: str, table: pa.Table, source: str
+) -> DatasetVersion:
+    """Keep a table as a data set version Quorum stores (Parquet, named by its SHA-256), for
+    drift references, batches and evaluation data. The same table under the same name is one
+    version. Data scientists and ML engineers may. Raises NotAllowed, InvalidInput."""
+    capabilities = require(actor, Capability.VIEW_PROJECT, project)
+    if not {Capability.PUBLISH_MODEL, Capability.MANAGE_MONITORING} & capabilities:
+        require(actor, Capability.MANAGE_MONITORING, project)
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput(fields={"name": ["Give the data set a name of 1 to 200 characters."]})
+    # Written before the transaction: a file nobody points at is harmless and the next
+    # identical table reuses it; a row pointing at no file would not be.
+    sha256, size = tables.store(table, settings.DATA_DIR)
+    with transaction.atomic():
+        dataset, created = DatasetVersion.objects.get_or_create(
+            name=name,
+            digest=sha256[:16],
+            defaults={
+                "source_type": "quorum",
+                "source": source[:2000],
+                "schema": tables.schema_of(table),
+                "profile": tables.profile_of(table),
+                "sha256": sha256,
+                "stored": True,
+                "project": project,
+            },
+        )
+        if created:
+            record(
+                actor=actor,
+                action="dataset.stored",
+                target=Target("datasetversion", f"{name}@{sha256[:16]}", f"{name}@{sha256[:8]}"),
+                project=project,
+                payload={
+                    "after": {
+                        "name": name,
+                        "sha256": sha256,
+                        "bytes": size,
+                        "rows": table.num_rows,
+                        "source": source,
+                    }
                 },
             )
     return dataset

@@ -10,6 +10,7 @@ import pkgutil
 import time
 from datetime import timedelta
 
+import pyarrow as pa
 import pytest
 from django.utils import timezone
 
@@ -274,6 +275,16 @@ SCENARIOS = {
     "governance.notify.services.set_preferences": (
         lambda c: notify.set_preferences(actor=c.viewer, choices={"mention": "daily"}),
         "notify.preferences_changed",
+    ),
+    "governance.registry.services.keep_table": (
+        lambda c: registry.keep_table(
+            actor=c.admin,
+            project=c.project,
+            name="applicants",
+            table=pa.table({"age": [34, 51]}),
+            source="a.parquet",
+        ),
+        "dataset.stored",
     ),
     "governance.registry.services.register_dataset": (
         lambda c: registry.register_dataset(
