@@ -1,5 +1,6 @@
 """Experiments, runs and models of a project, as mirrored from MLflow."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -16,7 +17,7 @@ from governance.access.roles import Capability
 from governance.approvals import selectors as approvals
 from governance.audit.selectors import history_of
 from governance.errors import DomainError, InvalidInput
-from governance.registry import cards, selectors, services
+from governance.registry import cards, selectors, services, tables
 from governance.registry.selectors import Column
 
 DEFAULT_COLUMNS = 4  # metric columns shown before the person chooses
@@ -339,19 +340,33 @@ def datasets(request: HttpRequest, slug: str) -> HttpResponse:
             if upload is None and not uri:
                 raise InvalidInput("Upload a file or give a URI.")
             content = upload or services.open_dataset_uri(uri)
+            source = upload.name if upload else uri
             with content:
-                dataset = services.register_dataset(
-                    actor=request.user,
-                    project=project,
-                    name=name,
-                    content=content,
-                    source=upload.name if upload else uri,
-                    kind="upload" if upload else "uri",
-                )
+                if request.POST.get("keep"):
+                    limit = settings.QUORUM_MAX_DATASET_BYTES
+                    dataset = services.keep_table(
+                        actor=request.user,
+                        project=project,
+                        name=name,
+                        table=tables.read(content, source.split("?")[0], limit=limit),
+                        source=source,
+                    )
+                else:
+                    dataset = services.register_dataset(
+                        actor=request.user,
+                        project=project,
+                        name=name,
+                        content=content,
+                        source=source,
+                        kind="upload" if upload else "uri",
+                    )
         except DomainError as exc:
             error, status = exc.message, exc.status
         else:
-            messages.success(request, f"{dataset.name} registered, SHA-256 {dataset.sha256[:12]}…")
+            kept = "kept as a table, " if dataset.stored else ""
+            messages.success(
+                request, f"{dataset.name} registered, {kept}SHA-256 {dataset.sha256[:12]}…"
+            )
             return redirect("datasets", slug=slug)
     context.update(
         {

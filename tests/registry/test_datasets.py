@@ -7,6 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from governance.audit.models import AuditEvent
+from governance.registry import tables
 from governance.registry.models import DatasetVersion
 
 CSV = b"age,income,sex\n31,42000,female\n45,51000,male\n"
@@ -129,3 +130,26 @@ def test_the_api_registers_an_upload_and_refuses_viewers(project, scientist, vie
     client.force_authenticate(viewer)
     refused = client.post(url, {"name": "x", "uri": "https://example.com/a.csv"}, format="json")
     assert refused.status_code == 403
+
+
+def test_an_upload_kept_as_a_table_is_stored_and_listed(login, project, scientist, settings):
+    client = login(scientist)
+    response = register(
+        client, project, name="reference", file=SimpleUploadedFile("a.csv", CSV), keep="on"
+    )
+    assert response.status_code == 302
+    dataset = DatasetVersion.objects.get()
+    assert dataset.stored
+    assert tables.load(settings.DATA_DIR, dataset.sha256).num_rows == 2
+    page = client.get(f"/projects/{project.slug}/data/").content.decode()
+    assert "kept" in page
+
+
+def test_a_malformed_table_to_keep_is_refused_and_nothing_is_stored(login, project, scientist):
+    response = register(
+        login(scientist), project, name="reference",
+        file=SimpleUploadedFile("a.csv", b"a,b\n1,2,3\n"), keep="on",
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert "Expected 2 columns, got 3" in response.content.decode()
+    assert not DatasetVersion.objects.exists()
