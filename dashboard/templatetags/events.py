@@ -62,6 +62,38 @@ SENTENCES = {
         f"exported {e.data.get('rows')} events as {str(e.data.get('format', '')).upper()}"
     ),
     "notify.preferences_changed": lambda e: "changed their notification preferences",
+    "policy.saved": lambda e: (
+        f"saved version {e.data.get('version')} of the {e.data.get('stage')} release policy"
+    ),
+    "approval.opened": lambda e: f"asked for {e.target_label}",
+    "approval.decided": lambda e: (
+        f"{'approved' if e.data.get('verdict') == 'approve' else 'rejected'} {e.target_label} "
+        f"as {_role(e.data.get('role'))}"
+        + (f": “{e.data['comment']}”" if e.data.get("comment") else "")
+    ),
+    "approval.approved": lambda e: f"closed {e.target_label}: approved",
+    "approval.rejected": lambda e: f"closed {e.target_label}: rejected",
+    "approval.withdrawn": lambda e: f"withdrew {e.target_label}",
+    "approval.expired": lambda e: f"closed {e.target_label}: expired",
+    "approval.superseded": lambda e: f"superseded {e.target_label} by #{e.data.get('by')}",
+    "approval.gates_checked": lambda e: f"checked the gates of {e.target_label} again",
+    "approval.alias_moved": lambda e: (
+        f"pointed {e.data.get('model')}'s alias {e.data.get('alias')} at "
+        f"v{_after(e).get('version')}"
+    ),
+    "approval.alias_failed": lambda e: (
+        f"could not move the alias {e.data.get('alias')}: {e.data.get('reason')}"
+    ),
+    "approval.alias_retried": lambda e: f"asked to move the alias of {e.target_label} again",
+    "approval.alias_reverted": lambda e: (
+        f"moved {e.target_label}'s alias {e.data.get('alias')} back from "
+        f"v{_before(e).get('version')} to v{_after(e).get('version')}"
+    ),
+    "approval.bundle_exported": lambda e: f"downloaded the evidence bundle of {e.target_label}",
+    "comment.added": lambda e: f"commented on {e.data.get('on')}",
+    "dataset.stored": lambda e: (
+        f"kept the table {_after(e).get('name')} ({_after(e).get('rows')} rows)"
+    ),
 }
 
 

@@ -77,3 +77,14 @@ def markdown(text: str) -> str:
             link_rel="nofollow noopener noreferrer",
         )
     )
+
+
+@register.filter
+def role_words(value: str | None) -> str:
+    """A role inside a sentence: "product owner", but "ML engineer"."""
+    from governance.approvals.rules import role_words as words
+
+    try:
+        return words(Role(value))
+    except ValueError:
+        return value or ""

@@ -13,6 +13,12 @@ from governance.access.roles import ROLE_CAPABILITIES, Capability, Role
 APPROVER_ROLES = [role for role in Role if Capability.APPROVE_RELEASE in ROLE_CAPABILITIES[role]]
 
 
+def role_words(role: Role) -> str:
+    """A role inside a sentence: "product owner", but "ML engineer"."""
+    label = role.label
+    return label if label[:2].isupper() else label[0].lower() + label[1:]
+
+
 @dataclass
 class Slot:
     role: Role
@@ -51,7 +57,7 @@ class Progress:
     def waiting_for(self) -> list[str]:
         """What is still needed, in words: ["1 product owner", "1 more approval"]."""
         needs = [
-            f"{slot.missing} {slot.role.label.lower()}{'s' if slot.missing > 1 else ''}"
+            f"{slot.missing} {role_words(slot.role)}{'s' if slot.missing > 1 else ''}"
             for slot in self.slots
             if slot.missing
         ]

@@ -171,7 +171,7 @@ def _clean_required(required: object) -> dict[str, int]:
     cleaned = {}
     for role, count in required.items():
         if role not in rules.APPROVER_ROLES:
-            allowed = ", ".join(r.label.lower() for r in rules.APPROVER_ROLES)
+            allowed = ", ".join(rules.role_words(r) for r in rules.APPROVER_ROLES)
             raise InvalidPolicy(
                 f"{role!r} cannot approve releases; the roles that can: {allowed}.",
                 fields={"required": [f"unknown or non-approving role {role!r}"]},
@@ -324,7 +324,7 @@ def decide(
         else:
             terms = approval.policy_version
             if membership is None or membership.role not in terms.required:
-                needed = ", ".join(role.label.lower() for role, _ in terms.slots())
+                needed = ", ".join(rules.role_words(role) for role, _ in terms.slots())
                 raise NotAnApprover(
                     f"This policy asks for approvals from: {needed}. Your role fills none."
                 )

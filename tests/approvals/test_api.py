@@ -46,7 +46,7 @@ def test_the_gate_turns_from_false_to_true_as_the_release_is_approved(
     pk = opened.json()["id"]
     waiting = ci.get(GATE, ASK).json()
     assert (waiting["allowed"], waiting["request"]) == (False, pk)
-    assert waiting["reasons"] == ["waiting for 1 product owner", "waiting for 1 ml engineer"]
+    assert waiting["reasons"] == ["waiting for 1 product owner", "waiting for 1 ML engineer"]
 
     approval = ApprovalRequest.objects.get(pk=pk)
     services.decide(actor=owner, approval=approval, verdict="approve")

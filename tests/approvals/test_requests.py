@@ -118,7 +118,7 @@ def test_one_approval_of_two_leaves_the_request_open(opened, owner):
     opened.refresh_from_db()
     assert opened.state == State.OPEN
     standing = selectors.progress_of(opened)
-    assert standing.waiting_for() == ["1 ml engineer"]
+    assert standing.waiting_for() == ["1 ML engineer"]
 
 
 def test_requester_cannot_approve_own_release(version, policy, engineer):

@@ -86,7 +86,7 @@ def test_a_release_goes_from_request_to_alias_with_two_approvals(
     page.get_by_role("button", name="Approve").click()
     expect(page.locator(".messages")).to_contain_text("Approved.")
     expect(page.get_by_role("region", name="Approvals")).to_contain_text(
-        "Waiting for 1 ml engineer"
+        "Waiting for 1 ML engineer"
     )
     assert gate(release)["allowed"] is False
 
