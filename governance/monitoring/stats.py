@@ -203,7 +203,7 @@ def drift(
         current_rows=cur.rows,
         bins=bins,
         psi_epsilon=psi_epsilon,
-        features=outcomes,  # type: ignore[arg-type]  # no problems: every outcome is a result
+        features=outcomes,  # no problems, so every outcome is a result
     )
 
 
