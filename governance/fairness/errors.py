@@ -1,0 +1,35 @@
+"""Why the bias engine refuses its input. Each error names the fields at fault in `fields`."""
+
+from governance.errors import InvalidInput
+
+
+class EmptyData(InvalidInput):
+    code = "empty_data"
+    default_message = "There are no predictions to assess."
+
+
+class LengthMismatch(InvalidInput):
+    code = "length_mismatch"
+    default_message = "The labels, predictions and sensitive features differ in length."
+
+
+class InvalidLabels(InvalidInput):
+    """Missing labels, more than two classes, or a positive label that is not among them."""
+
+    code = "invalid_labels"
+    default_message = "The labels are not those of a binary classification."
+
+
+class InvalidSensitiveFeatures(InvalidInput):
+    code = "invalid_sensitive_features"
+    default_message = "The sensitive features are not valid."
+
+
+class InvalidParameter(InvalidInput):
+    code = "invalid_parameter"
+    default_message = "A parameter of the bias assessment is not valid."
+
+
+class InvalidPolicy(InvalidInput):
+    code = "invalid_fairness_policy"
+    default_message = "The fairness policy is not valid."

@@ -1,0 +1,40 @@
+"""Why the drift engine refuses its input. Each error names the columns at fault in `fields`."""
+
+from governance.errors import InvalidInput
+
+
+class ColumnsDiffer(InvalidInput):
+    code = "columns_differ"
+    default_message = "The reference and current data do not have the same columns."
+
+
+class EmptyData(InvalidInput):
+    code = "empty_data"
+    default_message = "There is no data to compare."
+
+
+class TypeMismatch(InvalidInput):
+    code = "type_mismatch"
+    default_message = "A column holds a different type of value in the current data."
+
+
+class UnsupportedType(InvalidInput):
+    code = "unsupported_type"
+    default_message = "Drift is measured on numbers, text and booleans only."
+
+
+class NoValues(InvalidInput):
+    """Every value of a column is missing (or, in a numeric column, not a number)."""
+
+    code = "no_values"
+    default_message = "A column has no values to compare."
+
+
+class InvalidParameter(InvalidInput):
+    code = "invalid_parameter"
+    default_message = "A parameter of the drift check is not valid."
+
+
+class InvalidThresholds(InvalidInput):
+    code = "invalid_thresholds"
+    default_message = "The drift thresholds are not valid."
