@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "governance.registry",
     "governance.approvals",
     "governance.notify",
+    "governance.monitoring",
     "dashboard",
 ]
 

@@ -8,7 +8,17 @@ from dashboard.forms import (
     AuditedSetPasswordForm,
     QueuedPasswordResetForm,
 )
-from dashboard.views import access, approvals, audit, errors, health, hooks, notify, registry
+from dashboard.views import (
+    access,
+    approvals,
+    audit,
+    errors,
+    health,
+    hooks,
+    monitoring,
+    notify,
+    registry,
+)
 
 auth_patterns = [
     path(
@@ -164,6 +174,20 @@ urlpatterns = [
     path("projects/<slug:slug>/policies/", approvals.policies, name="policies"),
     path("projects/<slug:slug>/policies/new/", approvals.policy_edit, name="policy_new"),
     path("projects/<slug:slug>/policies/<slug:stage>/", approvals.policy_edit, name="policy_edit"),
+    path("projects/<slug:slug>/monitors/", monitoring.monitors, name="monitors"),
+    path("projects/<slug:slug>/monitors/<int:pk>/", monitoring.monitor, name="monitor"),
+    path(
+        "projects/<slug:slug>/monitors/<int:pk>/alerts/<int:alert_id>/acknowledge/",
+        monitoring.alert_move,
+        {"to": "acknowledge"},
+        name="alert_acknowledge",
+    ),
+    path(
+        "projects/<slug:slug>/monitors/<int:pk>/alerts/<int:alert_id>/resolve/",
+        monitoring.alert_move,
+        {"to": "resolve"},
+        name="alert_resolve",
+    ),
     path("audit/", audit.trail, name="audit_trail"),
     path("audit/export/", audit.export, name="audit_export"),
     path("audit/exports/<int:seq>/manifest.json", audit.manifest, name="audit_manifest"),

@@ -1,6 +1,6 @@
 """Why the drift engine refuses its input. Each error names the columns at fault in `fields`."""
 
-from governance.errors import InvalidInput
+from governance.errors import Conflict, InvalidInput, NotFound
 
 
 class ColumnsDiffer(InvalidInput):
@@ -38,3 +38,33 @@ class InvalidParameter(InvalidInput):
 class InvalidThresholds(InvalidInput):
     code = "invalid_thresholds"
     default_message = "The drift thresholds are not valid."
+
+
+# Monitors, batches and alerts
+
+
+class MonitorNotFound(NotFound):
+    code = "monitor_not_found"
+    default_message = "No such monitor in this project."
+
+
+class MonitorNameTaken(Conflict):
+    code = "monitor_name_taken"
+    default_message = "The project already has a monitor of that name."
+
+
+class NotATable(InvalidInput):
+    """A reference must be a table Quorum keeps: the data itself, not only its digest."""
+
+    code = "not_a_table"
+    default_message = "The reference is not a table Quorum keeps."
+
+
+class AlertNotOpen(Conflict):
+    code = "alert_not_open"
+    default_message = "This alert has moved on; reload it."
+
+
+class CommentRequired(InvalidInput):
+    code = "comment_required"
+    default_message = "Say what was found or done: a comment is needed."

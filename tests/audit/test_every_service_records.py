@@ -21,6 +21,8 @@ from governance.approvals import services as approvals
 from governance.approvals.models import ApprovalRequest
 from governance.audit import services as audit
 from governance.audit.models import AuditEvent, VerificationRun
+from governance.monitoring import services as monitoring
+from governance.monitoring.models import DriftAlert
 from governance.notify import services as notify
 from governance.registry import services as registry
 from governance.registry.mirror import webhook_signature
@@ -111,6 +113,29 @@ def _moved_outside(c) -> int:
     c.tracking.client.set_registered_model_alias("credit-scoring", "production", "1")
     registry.sync_mlflow(trigger="test")
     return version.model_id
+
+
+def _monitor(c):
+    reference = registry.keep_table(
+        actor=c.admin,
+        project=c.project,
+        name="reference",
+        table=pa.table({"age": [float(n % 50) for n in range(400)]}),
+        source="r.parquet",
+    )
+    return monitoring.create_monitor(
+        actor=c.admin, project=c.project, name="inputs", reference=reference
+    )
+
+
+def _checked(c):
+    monitor = _monitor(c)
+    shifted = "age\n" + "".join(f"{60 + n % 50}\n" for n in range(400))
+    batch = monitoring.add_batch(
+        actor=c.admin, monitor=monitor, content=io.BytesIO(shifted.encode()), filename="b.csv"
+    )
+    monitoring.run_drift_check(check_id=batch.checks.get().pk)
+    return DriftAlert.objects.get(monitor=monitor)
 
 
 # name -> (run(cast), expected action)
@@ -332,6 +357,22 @@ SCENARIOS = {
     "governance.approvals.services.add_comment": (
         lambda c: approvals.add_comment(actor=c.viewer, approval=_opened(c), body="Why now?"),
         "comment.added",
+    ),
+    "governance.monitoring.services.create_monitor": (_monitor, "monitor.created"),
+    "governance.monitoring.services.add_batch": (
+        lambda c: monitoring.add_batch(
+            actor=c.admin, monitor=_monitor(c), content=io.BytesIO(b"age\n1\n"), filename="b.csv"
+        ),
+        "monitor.batch_received",
+    ),
+    "governance.monitoring.services.run_drift_check": (_checked, "drift_alert.opened"),
+    "governance.monitoring.services.acknowledge_alert": (
+        lambda c: monitoring.acknowledge_alert(actor=c.owner, alert=_checked(c), comment="seen"),
+        "drift_alert.acknowledged",
+    ),
+    "governance.monitoring.services.resolve_alert": (
+        lambda c: monitoring.resolve_alert(actor=c.owner, alert=_checked(c), comment="fixed"),
+        "drift_alert.resolved",
     ),
 }
 

@@ -1,0 +1,129 @@
+"""Monitors of a project: their batches, drift checks and alerts."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from dashboard.views.registry import _common
+from governance.access.roles import Capability
+from governance.errors import DomainError, InvalidInput
+from governance.monitoring import selectors, services
+from governance.registry.models import ModelVersion
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def monitors(request: HttpRequest, slug: str) -> HttpResponse:
+    """The project's monitors; those who manage monitoring set up more."""
+    context = _common(request, slug, "monitors")
+    project = context["project"]
+    error, status = "", 200
+    if request.method == "POST":
+        try:
+            reference = (
+                selectors.kept_tables(project)
+                .filter(pk=_number(request.POST.get("reference", ""), "reference"))
+                .first()
+            )
+            if reference is None:
+                raise InvalidInput("Choose a table kept in this project as the reference.")
+            version_id = request.POST.get("version", "")
+            version = (
+                ModelVersion.objects.filter(
+                    pk=_number(version_id, "version"), model__project=project
+                ).first()
+                if version_id
+                else None
+            )
+            categorical = [
+                c.strip() for c in request.POST.get("categorical", "").split(",") if c.strip()
+            ]
+            monitor = services.create_monitor(
+                actor=request.user,
+                project=project,
+                name=request.POST.get("name", ""),
+                reference=reference,
+                version=version,
+                categorical=categorical,
+            )
+        except DomainError as exc:
+            error, status = exc.message, exc.status
+        else:
+            messages.success(request, f"Monitor {monitor.name} set up.")
+            return redirect("monitor", slug=slug, pk=monitor.pk)
+    context.update(
+        {
+            "monitors": selectors.monitors_of(project),
+            "tables": selectors.kept_tables(project),
+            "versions": ModelVersion.objects.filter(model__project=project)
+            .select_related("model")
+            .order_by("model__name", "-version"),
+            "may_manage": Capability.MANAGE_MONITORING in context["capabilities"],
+            "error": error,
+        }
+    )
+    return render(request, "monitoring/monitors.html", context, status=status)
+
+
+def _number(text: str, field: str) -> int:
+    if not text.isdigit():
+        raise InvalidInput(fields={field: ["Choose one from the list."]})
+    return int(text)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def monitor(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """A monitor: send a batch, see its checks, the latest figures per feature, its alerts."""
+    context = _common(request, slug, "monitors")
+    found = selectors.monitor_of(context["project"], pk)
+    error, status = "", 200
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        try:
+            if upload is None:
+                raise InvalidInput("Choose a CSV or Parquet file to send.")
+            batch = services.add_batch(
+                actor=request.user, monitor=found, content=upload, filename=upload.name
+            )
+        except DomainError as exc:
+            error, status = exc.message, exc.status
+        else:
+            messages.success(request, f"Batch of {batch.rows} rows received; checking it.")
+            return redirect("monitor", slug=slug, pk=pk)
+    checks = selectors.checks_of(found)
+    latest = next((c for c in checks if c.state == "done"), None)
+    context.update(
+        {
+            "monitor": found,
+            "checks": checks,
+            "latest": latest,
+            "features": selectors.features_of(latest),
+            "alerts": list(selectors.alerts_of(found)[:30]),
+            "may_manage": Capability.MANAGE_MONITORING in context["capabilities"],
+            "may_handle": Capability.HANDLE_ALERTS in context["capabilities"],
+            "error": error,
+        }
+    )
+    return render(request, "monitoring/monitor.html", context, status=status)
+
+
+@require_POST
+@login_required
+def alert_move(request: HttpRequest, slug: str, pk: int, alert_id: int, to: str) -> HttpResponse:
+    context = _common(request, slug, "monitors")
+    found = selectors.monitor_of(context["project"], pk)
+    alert = selectors.alerts_of(found).filter(pk=alert_id).first()
+    if alert is None:
+        raise Http404("No such alert on this monitor.")
+    move = services.acknowledge_alert if to == "acknowledge" else services.resolve_alert
+    try:
+        move(actor=request.user, alert=alert, comment=request.POST.get("comment", ""))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        word = "acknowledged" if to == "acknowledge" else "resolved"
+        messages.success(request, f"Alert on {alert.feature} {word}.")
+    return redirect("monitor", slug=slug, pk=pk)

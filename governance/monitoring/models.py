@@ -1,0 +1,169 @@
+"""Monitors, the batches of current data they receive, drift checks and drift alerts.
+
+A monitor ties a model version to a reference table Quorum keeps. Each batch of current data
+is kept the same way (a data set version, Parquet named by its SHA-256) and checked against
+the reference; what drifted opens an alert per feature, one at a time.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from governance.access.models import Project
+from governance.registry.models import DatasetVersion, ModelVersion
+
+
+class Monitor(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="monitors")
+    name = models.CharField(max_length=200)
+    version = models.ForeignKey(
+        ModelVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="monitors"
+    )
+    reference = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="+")
+    categorical = models.JSONField(
+        default=list, blank=True, help_text="Columns compared as categories (default: text)."
+    )
+    thresholds = models.JSONField(
+        default=dict, blank=True, help_text="Overrides of the default drift thresholds."
+    )
+    bins = models.PositiveSmallIntegerField(default=10)
+    active = models.BooleanField(default=True)
+    subscribers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="monitor_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Batch(models.Model):
+    class Source(models.TextChoices):
+        UPLOAD = "upload", "Uploaded"
+        API = "api", "Sent over the API"
+        POLL = "poll", "Fetched from a URI"
+
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="batches")
+    dataset = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    rows = models.PositiveIntegerField()
+    received_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            # The same data twice is one batch: a retried upload checks nothing twice.
+            models.UniqueConstraint(fields=["monitor", "dataset"], name="batch_once_per_monitor")
+        ]
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} of {self.monitor}"
+
+
+class DriftCheck(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="checks")
+    batch = models.ForeignKey(
+        Batch, on_delete=models.CASCADE, null=True, blank=True, related_name="checks"
+    )
+    trigger = models.CharField(max_length=16, help_text="batch, schedule or manual")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    drifted = models.BooleanField(null=True)
+    drifted_share = models.FloatField(null=True)
+    result = models.JSONField(default=dict, blank=True, help_text="Every statistic per feature.")
+    decision = models.JSONField(default=dict, blank=True, help_text="What drifted and why.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["monitor", "-created_at"], name="check_monitor_recent")]
+
+    def __str__(self) -> str:
+        return f"check {self.pk} of {self.monitor} ({self.state})"
+
+
+class FeatureDrift(models.Model):
+    """One feature's figures in one check, apart from the check's JSON so that a feature's
+    history is one indexed query."""
+
+    drift_check = models.ForeignKey(DriftCheck, on_delete=models.CASCADE, related_name="features")
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="+")
+    feature = models.CharField(max_length=250)
+    kind = models.CharField(max_length=16)
+    psi = models.FloatField()
+    p_value = models.FloatField(null=True)
+    statistic = models.FloatField(null=True, help_text="KS statistic or Cramér's V.")
+    js_distance = models.FloatField()
+    drifted = models.BooleanField()
+    reasons = models.JSONField(default=list)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["feature"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["drift_check", "feature"], name="feature_once_per_check"
+            )
+        ]
+        indexes = [models.Index(fields=["monitor", "feature", "at"], name="feature_history")]
+
+    def __str__(self) -> str:
+        return f"{self.feature} in check {self.drift_check_id}"
+
+
+class DriftAlert(models.Model):
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="alerts")
+    feature = models.CharField(max_length=250)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
+    opened_by = models.ForeignKey(DriftCheck, on_delete=models.CASCADE, related_name="+")
+    last_seen = models.ForeignKey(DriftCheck, on_delete=models.CASCADE, related_name="+")
+    reasons = models.JSONField(default=list)
+    opened_at = models.DateTimeField(default=timezone.now)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledge_comment = models.TextField(blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolve_comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            # One alert per feature until it is resolved: a drift seen again updates it.
+            models.UniqueConstraint(
+                fields=["monitor", "feature"],
+                condition=~Q(state="resolved"),
+                name="alert_one_unresolved_per_feature",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.feature} drifting in {self.monitor} ({self.state})"
