@@ -135,7 +135,8 @@ def _check_metric(version: ModelVersion, spec: dict) -> tuple[str, str]:
     return (Outcome.PASS if verdict.passed else Outcome.FAIL), verdict.reason
 
 
-def _clean_nothing(spec: dict) -> dict:
+def clean_no_settings(spec: dict) -> dict:
+    """For gate kinds that take no settings: refuse any."""
     if spec:
         raise InvalidGate(f"This gate takes no settings, not {', '.join(sorted(spec))}.")
     return {}
@@ -165,7 +166,7 @@ register(
         name="card_complete",
         label="Model card complete",
         help="Every required section of the version's model card is written.",
-        clean=_clean_nothing,
+        clean=clean_no_settings,
         check=_check_card,
         describe=lambda spec: "model card complete",
     )

@@ -6,3 +6,9 @@ class MonitoringConfig(AppConfig):
     label = "monitoring"
     verbose_name = "Monitoring: drift of the data models see"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from governance.approvals import gates
+        from governance.monitoring.gates import NO_DRIFT_ALERT
+
+        gates.register(NO_DRIFT_ALERT)
