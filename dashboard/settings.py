@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "governance.approvals",
     "governance.notify",
     "governance.monitoring",
+    "governance.fairness",
     "dashboard",
 ]
 

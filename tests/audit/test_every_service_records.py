@@ -21,6 +21,7 @@ from governance.approvals import services as approvals
 from governance.approvals.models import ApprovalRequest
 from governance.audit import services as audit
 from governance.audit.models import AuditEvent, VerificationRun
+from governance.fairness import services as fairness
 from governance.monitoring import services as monitoring
 from governance.monitoring.models import DriftAlert
 from governance.notify import services as notify
@@ -136,6 +137,21 @@ def _checked(c):
     )
     monitoring.run_drift_check(check_id=batch.checks.get().pk)
     return DriftAlert.objects.get(monitor=monitor)
+
+
+def _bias_report(c):
+    version = _version(c)
+    dataset = registry.keep_table(
+        actor=c.admin,
+        project=c.project,
+        name="holdout",
+        table=pa.table({"sex": ["f", "m"] * 50, "y": [0, 1] * 50, "p": [1, 1] * 50}),
+        source="h.parquet",
+    )
+    return fairness.generate_bias_report(
+        actor=c.admin, version=version, dataset=dataset, y_true="y", y_pred="p",
+        sensitive=["sex"],
+    )  # fmt: skip
 
 
 # name -> (run(cast), expected action)
@@ -374,6 +390,13 @@ SCENARIOS = {
         lambda c: monitoring.resolve_alert(actor=c.owner, alert=_checked(c), comment="fixed"),
         "drift_alert.resolved",
     ),
+    "governance.fairness.services.set_fairness_policy": (
+        lambda c: fairness.set_fairness_policy(
+            actor=c.owner, project=c.project, limits={"demographic_parity_ratio_min": 0.9}
+        ),
+        "fairness.policy_saved",
+    ),
+    "governance.fairness.services.generate_bias_report": (_bias_report, "bias_report.generated"),
 }
 
 
