@@ -42,6 +42,8 @@ bench: install
 	$(PY) -m benches.audit
 	$(PY) -m benches.sync
 	$(PY) -m benches.gate
+	$(PY) -m benches.drift
+	$(PY) -m benches.bias
 
 clean:
 	rm -rf $(VENV) var

@@ -216,10 +216,11 @@ class _Side:
     def __init__(self, data: Any, label: str):
         self.label = label
         if isinstance(data, pd.DataFrame):
+            original = {str(c): c for c in data.columns}
             self.columns = [str(c) for c in data.columns]
             self.rows = len(data)
-            self._get: Callable[[str], pd.Series] = lambda name: data[name]
-            self._family: Callable[[str], str] = lambda name: _pandas_family(data[name])
+            self._get: Callable[[str], pd.Series] = lambda name: data[original[name]]
+            self._family: Callable[[str], str] = lambda name: _pandas_family(self._get(name))
         elif _is_arrow(data):
             self.columns = list(data.column_names)
             self.rows = data.num_rows
@@ -283,6 +284,8 @@ def _pandas_family(series: pd.Series) -> str:
         if series.isna().all():
             return "empty"
         return _pandas_family(pd.Series(dtype.categories))
+    if isinstance(dtype, pd.StringDtype):
+        return "text" if series.notna().any() else "empty"
     if pd.api.types.is_bool_dtype(dtype):
         return "bool"
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):

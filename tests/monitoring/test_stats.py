@@ -339,3 +339,16 @@ def test_columns_of_different_lengths_are_refused() -> None:
     with pytest.raises(InvalidParameter) as caught:
         drift({"x": [1.0, 2.0], "y": [1.0]}, {"x": [1.0], "y": [1.0]})
     assert list(caught.value.fields) == ["y"]
+
+
+def test_columns_named_by_numbers_are_read_and_reported_by_name() -> None:
+    result = drift(pd.DataFrame({0: [1.0, 2.0], 1: ["a", "b"]}), pd.DataFrame({0: [2.0], 1: ["a"]}))
+    assert list(result.features) == ["0", "1"]
+    assert result.features["1"].kind == "categorical"
+
+
+def test_an_all_missing_text_column_is_refused() -> None:
+    text = pd.Series(["a", "b"], dtype="str")
+    with pytest.raises(NoValues) as caught:
+        drift({"c": text}, {"c": pd.Series([None, None], dtype="str")})
+    assert caught.value.fields == {"c": ["no values in the current data (2 missing)"]}
