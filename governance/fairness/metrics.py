@@ -503,3 +503,20 @@ def judge(result: FairnessResult, policy: Policy | Mapping[str, Any] | None = No
     if passed and not checks:
         reasons.insert(0, "the policy sets no limits")
     return Judgement(passed=passed, reasons=reasons, checks=checks, policy=policy)
+
+
+def label_for(text: str, labels: Any) -> Any:
+    """The positive label as `labels` hold it, from text a person or pipeline gave: "1" is 1
+    in a column of numbers, "true" is True in a column of booleans. Raises InvalidParameter."""
+    kind = getattr(labels, "dtype", None)
+    if kind is not None and kind.kind in "iuf":
+        try:
+            return float(text) if kind.kind == "f" else int(text)
+        except ValueError:
+            raise InvalidParameter(
+                f"The labels are numbers; {text!r} is not one.",
+                fields={"pos_label": [f"the labels are numbers; {text!r} is not one"]},
+            ) from None
+    if kind is not None and kind.kind == "b":
+        return text.strip().lower() in ("1", "true", "yes")
+    return text

@@ -1,8 +1,6 @@
 """Every change to fairness: the project's policy, and bias reports of model versions. The
 figures are `metrics.py`'s; this module keeps them and judges them by the policy."""
 
-import math
-
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -14,7 +12,9 @@ from governance.access.roles import Capability
 from governance.audit.services import record
 from governance.errors import InvalidInput
 from governance.fairness import metrics
+from governance.fairness.metrics import label_for
 from governance.fairness.models import BiasReport, FairnessPolicy
+from governance.plain import json_safe
 from governance.registry import tables
 from governance.registry.models import DatasetVersion, ModelVersion
 
@@ -100,7 +100,7 @@ def generate_bias_report(
     min_group_size = stored.min_group_size if stored else 30
     table = tables.load(settings.DATA_DIR, dataset.sha256)
     truth, predicted = table.column(y_true).to_numpy(), table.column(y_pred).to_numpy()
-    label = _label(pos_label, truth)
+    label = label_for(pos_label, truth)
     result = metrics.group_metrics(
         truth,
         predicted,
@@ -120,8 +120,8 @@ def generate_bias_report(
             pos_label=str(pos_label),
             min_group_size=min_group_size,
             policy=limits,
-            result=_json_safe(result.as_dict()),
-            judgement=_json_safe(judgement.as_dict()),
+            result=json_safe(result.as_dict()),
+            judgement=json_safe(judgement.as_dict()),
             passed=judgement.passed,
             created_by=actor,
         )
@@ -139,30 +139,3 @@ def generate_bias_report(
             },
         )
     return report
-
-
-def _label(pos_label: str, truth: object) -> object:
-    """The positive label as the column holds it: "1" means 1 in a column of numbers."""
-    kind = getattr(truth, "dtype", None)
-    if kind is not None and kind.kind in "iuf":
-        try:
-            return float(pos_label) if kind.kind == "f" else int(pos_label)
-        except ValueError:
-            raise InvalidInput(
-                fields={"pos_label": [f"The labels are numbers; {pos_label!r} is not one."]}
-            ) from None
-    if kind is not None and kind.kind == "b":
-        return pos_label.strip().lower() in ("1", "true", "yes")
-    return pos_label
-
-
-def _json_safe(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item"):  # NumPy scalars
-        return _json_safe(value.item())
-    return value

@@ -25,6 +25,7 @@ from governance.monitoring.errors import (
 from governance.monitoring.models import Batch, DriftAlert, DriftCheck, FeatureDrift, Monitor
 from governance.notify.kinds import Kind
 from governance.notify.services import notify
+from governance.plain import json_safe
 from governance.registry import services as registry
 from governance.registry import tables
 from governance.registry.models import DatasetVersion, ModelVersion
@@ -206,7 +207,7 @@ def _keep(
     with transaction.atomic():
         check.state, check.finished_at = DriftCheck.State.DONE, now
         check.drifted, check.drifted_share = decision.drifted, decision.drifted_share
-        check.result, check.decision = _json_safe(result.as_dict()), _json_safe(decision.as_dict())
+        check.result, check.decision = json_safe(result.as_dict()), json_safe(decision.as_dict())
         check.save()
         FeatureDrift.objects.bulk_create(
             [
@@ -341,14 +342,3 @@ def _move(actor: AbstractBaseUser, alert: DriftAlert, comment: str, state: str) 
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
-
-
-def _json_safe(value: object) -> object:
-    """JSON has no NaN or infinities: keep them by name, as the registry does for metrics."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
