@@ -58,9 +58,10 @@ class GateView(APIView):
             fields["stage"] = ["Name the stage, e.g. production."]
         if fields:
             raise InvalidInput(fields=fields)
-        answer = selectors.gate(
-            projects_of(request), model=model, version=int(version), stage=stage
-        )
+        # The visible projects' ids first: a list in the request's query plans faster than
+        # the permission subquery, and the gate is asked often.
+        projects = list(projects_of(request).values_list("pk", flat=True))
+        answer = selectors.gate(projects, model=model, version=int(version), stage=stage)
         return Response(GateOut(answer).data)
 
 

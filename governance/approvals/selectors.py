@@ -237,16 +237,16 @@ class GateAnswer:
     checked_at: datetime = field(default_factory=timezone.now)
 
 
-def gate(projects: QuerySet[Project], *, model: str, version: int, stage: str) -> GateAnswer:
+def gate(projects: list[int], *, model: str, version: int, stage: str) -> GateAnswer:
     """May `model` version `version` ship to `stage`? Yes only when a request for it was
-    approved and no later approval superseded it. Raises VersionNotFound for a version of a
-    project not in `projects`. One query for an answered request, two or three otherwise,
-    whatever the history: CI asks this often."""
+    approved and no later approval superseded it. `projects` are the ids of the projects the
+    caller may see; raises VersionNotFound for a version of any other. One query for an
+    answered request, two or three otherwise, whatever the history: CI asks this often."""
     latest = (
         ApprovalRequest.objects.filter(
+            project_id__in=projects,
             version__model__name=model,
             version__version=version,
-            version__model__project__in=projects,
             stage=stage,
         )
         .select_related("policy_version")
@@ -260,7 +260,7 @@ def gate(projects: QuerySet[Project], *, model: str, version: int, stage: str) -
     )  # fmt: skip
     if latest is None:
         found = ModelVersion.objects.filter(
-            model__name=model, version=version, model__project__in=projects
+            model__name=model, version=version, model__project_id__in=projects
         ).exists()
         if not found:
             raise VersionNotFound

@@ -60,9 +60,8 @@ def test_mlflow_down_keeps_the_move_pending_then_failed_and_a_retry_finishes_it(
     opened.refresh_from_db()
     assert opened.alias_state == AliasState.FAILED
     assert selectors.gate(
-        opened.project.__class__.objects.all(), model="credit-scoring", version=1,
-        stage="production",
-    ).allowed  # fmt: skip
+        [opened.project_id], model="credit-scoring", version=1, stage="production"
+    ).allowed
 
     with django_capture_on_commit_callbacks() as queued:
         services.retry_alias_move(actor=owner, approval=opened)
