@@ -374,3 +374,33 @@ def _register(
         mlflow.register_model(uri, name)
     for alias, version in aliases.items():
         client.set_registered_model_alias(name, alias, str(version))
+
+
+def drifting_batches(seed: int = 21) -> list[pd.DataFrame]:
+    """Three days of applications after release: two like the training data, then one where
+    incomes fell and late payments rose (what a downturn looks like to the model)."""
+    credit = credit_applicants()
+    days = [credit_applicants(seed=seed + n, rows=800).test for n in range(3)]
+    downturn = days[2].copy()
+    downturn["income"] = (downturn["income"] * 0.7).round(2)
+    downturn["late_payments"] = downturn["late_payments"] + 1
+    days[2] = downturn
+    return [day[credit.features] for day in days]
+
+
+def predictions(tracking_uri: str, model: str, version: int) -> pd.DataFrame:
+    """The held-out applicants with what the registered model predicts for them, loaded from
+    MLflow as a serving system would, for the demo's bias report."""
+    import mlflow
+
+    credit = credit_applicants()
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        loaded = mlflow.pyfunc.load_model(f"models:/{model}/{version}")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    frame = credit.test.copy()
+    inputs = frame[credit.features].astype(float)  # the signature the model was logged with
+    frame["predicted"] = np.asarray(loaded.predict(inputs)).astype(int)
+    return frame

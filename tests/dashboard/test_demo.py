@@ -8,6 +8,8 @@ from governance.access.permissions import capabilities_of
 from governance.access.roles import ROLE_CAPABILITIES, Role
 from governance.approvals.models import ApprovalPolicy, ApprovalRequest
 from governance.approvals.selectors import waiting_for
+from governance.fairness.models import BiasReport
+from governance.monitoring.models import Monitor
 from governance.registry.models import (
     DatasetVersion,
     Experiment,
@@ -74,6 +76,13 @@ def test_demo_trains_real_models_that_the_mirror_shows_in_the_demo_projects(db, 
         waiting.pk
     }
     assert ApprovalPolicy.objects.filter(project__slug="credit-risk").count() == 2
+
+    monitor = Monitor.objects.get(project__slug="credit-risk")
+    assert monitor.batches.count() == 3
+    drifted = [check.drifted for check in monitor.checks.order_by("created_at")]
+    assert drifted == [False, False, True]
+    assert {a.feature for a in monitor.alerts.all()} >= {"income", "late_payments"}
+    assert BiasReport.objects.get(version=version).result["groups"]
 
     call_command("load_demo")  # again: nothing is trained twice
     assert ModelVersion.objects.filter(model__name="credit-scoring").count() == 3

@@ -4,6 +4,7 @@ Runs through the same services as the site. Running it again changes nothing; pa
 printed only for people it creates (and kept in var/demo-people.txt for the newcomer).
 """
 
+import io
 import secrets
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from governance.access.models import Membership, Project
 from governance.access.roles import Role
 from governance.approvals import services as approvals
 from governance.approvals.models import ApprovalPolicy
+from governance.fairness import services as fairness
+from governance.monitoring import services as monitoring
 from governance.registry import demo as mlflow_demo
 from governance.registry import services as registry
 from governance.registry.errors import SyncBusy
@@ -154,6 +157,64 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"Release request #{approval.pk} waits for priya (product owner) and mei (ML engineer)."
+        )
+        self._monitoring(project, version, people)
+
+    def _monitoring(self, project: Project, version: ModelVersion, people: dict) -> None:
+        """A monitor of credit-scoring v2 with three batches, the last one drifted, and a bias
+        report of v2 on the held-out applicants."""
+        import pyarrow as pa
+
+        mei, sam = people["mei"], people["sam"]
+        credit = mlflow_demo.credit_applicants()
+        reference = registry.keep_table(
+            actor=mei,
+            project=project,
+            name="credit-applicants training inputs",
+            table=pa.Table.from_pandas(credit.train[credit.features], preserve_index=False),
+            source="demo: the training split",
+        )
+        monitor = monitoring.create_monitor(
+            actor=mei,
+            project=project,
+            name="credit-scoring inputs",
+            reference=reference,
+            version=version,
+            # Six features: two drifting is enough for this team to call the data drifted.
+            thresholds={"drifted_share": 0.3},
+        )
+        monitor.subscribers.add(people["priya"])
+        for day, batch in enumerate(mlflow_demo.drifting_batches(), start=1):
+            added = monitoring.add_batch(
+                actor=mei,
+                monitor=monitor,
+                content=io.BytesIO(batch.to_csv(index=False).encode()),
+                filename=f"applications-day-{day}.csv",
+            )
+            # Checked here, so the demo shows them at once; the worker finds them done.
+            monitoring.run_drift_check(check_id=added.checks.get().pk)
+        evaluation = registry.keep_table(
+            actor=sam,
+            project=project,
+            name="credit-applicants holdout with predictions",
+            table=pa.Table.from_pandas(
+                mlflow_demo.predictions(settings.MLFLOW_TRACKING_URI, "credit-scoring", 2),
+                preserve_index=False,
+            ),
+            source="demo: the held-out split, predicted by credit-scoring v2",
+        )
+        report = fairness.generate_bias_report(
+            actor=sam,
+            version=version,
+            dataset=evaluation,
+            y_true="default",
+            y_pred="predicted",
+            sensitive=["sex"],
+        )
+        alerts = monitor.alerts.count()
+        verdict = "passes" if report.passed else "fails"
+        self.stdout.write(
+            f"Monitor '{monitor.name}' has {alerts} drift alert(s); the bias report {verdict}."
         )
 
     def _report(self, created: list[tuple[str, str, str]]) -> None:
