@@ -175,6 +175,7 @@ urlpatterns = [
     path("projects/<slug:slug>/policies/new/", approvals.policy_edit, name="policy_new"),
     path("projects/<slug:slug>/policies/<slug:stage>/", approvals.policy_edit, name="policy_edit"),
     path("projects/<slug:slug>/monitors/", monitoring.monitors, name="monitors"),
+    path("projects/<slug:slug>/bias-reports/<int:pk>/", monitoring.bias_report, name="bias_report"),
     path("projects/<slug:slug>/monitors/<int:pk>/", monitoring.monitor, name="monitor"),
     path(
         "projects/<slug:slug>/monitors/<int:pk>/alerts/<int:alert_id>/acknowledge/",

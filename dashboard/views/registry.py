@@ -17,6 +17,7 @@ from governance.access.roles import Capability
 from governance.approvals import selectors as approvals
 from governance.audit.selectors import history_of
 from governance.errors import DomainError, InvalidInput
+from governance.fairness import selectors as fairness
 from governance.registry import cards, selectors, services, tables
 from governance.registry.selectors import Column
 
@@ -188,6 +189,7 @@ def version(request: HttpRequest, slug: str, name: str, number: int) -> HttpResp
             "stages": [p.stage for p in approvals.policies_of(context["project"])],
             "may_request": Capability.REQUEST_RELEASE in context["capabilities"],
             "comments": approvals.comments_on(version=version),
+            "bias_reports": list(fairness.reports_of(version)[:10]),
             "comment_action": reverse("version_comment", args=[slug, name, number]),
         }
     )

@@ -97,3 +97,20 @@ def test_roles_that_do_not_monitor_make_no_reports(project, scientist, version, 
     dataset = evaluation(project, scientist, biased=False)
     with pytest.raises(NotAllowed):
         report(request.getfixturevalue(who), version, dataset)
+
+
+def test_the_report_page_shows_groups_disparities_and_the_verdict(
+    login, project, scientist, viewer, outsider, version
+):
+    from django.urls import reverse
+
+    made = report(scientist, version, evaluation(project, scientist, biased=True))
+    client = login(viewer)
+    body = client.get(reverse("bias_report", args=["credit-risk", made.pk])).content.decode()
+    assert "fails" in body
+    assert "female" in body
+    assert "demographic parity ratio" in body
+    version_page = reverse("model_version", args=["credit-risk", "credit-scoring", 1])
+    assert f"Report {made.pk}" in client.get(version_page).content.decode()
+    url = reverse("bias_report", args=["credit-risk", made.pk])
+    assert login(outsider).get(url).status_code == 404
