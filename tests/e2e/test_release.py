@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 from governance.access import services as access
 from governance.access.roles import Role
 from governance.approvals import services as approvals
+from governance.approvals.models import ApprovalRequest
 from governance.audit.models import AuditEvent
 from governance.registry import services
 from tests.e2e.test_members import log_in
@@ -98,9 +99,9 @@ def test_a_release_goes_from_request_to_alias_with_two_approvals(
     page.get_by_role("button", name="Approve").click()
     expect(page.locator(".messages")).to_contain_text("Approved.")
 
-    release["worker"].wait_for(
-        lambda: tracking.client.get_registered_model("credit-scoring").aliases == {"production": 1}
-    )
+    # The worker moves MLflow's alias, then commits the request's new state: wait for both.
+    release["worker"].wait_for(lambda: ApprovalRequest.objects.get().alias_state == "moved")
+    assert tracking.client.get_registered_model("credit-scoring").aliases == {"production": 1}
     page.reload()
     expect(page.locator(".callout.ok")).to_contain_text("points at v1")
     answer = gate(release)
