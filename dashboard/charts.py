@@ -3,10 +3,12 @@
 The pages carry no inline script: static/js/charts.js draws every figure it finds.
 """
 
+import itertools
 import json
 from collections.abc import Iterable, Mapping
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 LAYOUT = {
     "margin": {"l": 50, "r": 20, "t": 30, "b": 40},
@@ -111,3 +113,84 @@ def version_timeline(versions: list) -> dict | None:
     figure.update_yaxes(title="version", dtick=1)
     figure.update_layout(showlegend=False, hovermode="closest")
     return _figure(figure)
+
+
+REFERENCE_COLOUR, CURRENT_COLOUR, LIMIT_COLOUR = "#8a94a6", "#2d5bd7", "#c0392b"
+
+
+def feature_distribution(feature: Mapping) -> dict | None:
+    """One feature of a drift check: the reference's share per bin (or category) beside the
+    current data's, from the counts the check kept."""
+    if feature.get("kind") == "numeric":
+        edges, ref, cur = (feature.get(k) for k in ("bin_edges", "reference_bins", "current_bins"))
+        if not edges or not ref or not cur:
+            return None
+        # the check keeps the inner edges: below the first, between each two, from the last on
+        labels = [
+            f"< {_short(edges[0])}",
+            *(f"{_short(lo)} to {_short(hi)}" for lo, hi in itertools.pairwise(edges)),
+            f"≥ {_short(edges[-1])}",
+        ]
+    else:
+        labels = [str(c) for c in feature.get("top_categories") or []]
+        ref, cur = feature.get("reference_top_counts"), feature.get("current_top_counts")
+        if not labels or not ref or not cur:
+            return None
+    figure = go.Figure()
+    for name, counts, total, colour in (
+        ("reference", ref, feature.get("reference_values"), REFERENCE_COLOUR),
+        ("current", cur, feature.get("current_values"), CURRENT_COLOUR),
+    ):
+        total = total or sum(counts) or 1
+        figure.add_bar(
+            x=labels[: len(counts)], y=[c / total for c in counts], name=name, marker_color=colour
+        )
+    figure.update_layout(barmode="group")
+    figure.update_yaxes(title="share of values", tickformat=".0%")
+    return _figure(figure)
+
+
+def feature_history(points: list, kind: str, thresholds: Mapping[str, float]) -> dict | None:
+    """A feature's PSI, effect size and p-value per check, each with the line that makes it
+    drift. `points` are FeatureDrift rows, oldest first."""
+    if not points:
+        return None
+    effect = "KS statistic" if kind == "numeric" else "Cramér's V"
+    minimum = thresholds["min_ks_statistic" if kind == "numeric" else "min_cramers_v"]
+    rows = (
+        ("PSI", "psi", thresholds["psi"]),
+        (effect, "statistic", minimum),
+        ("p-value", "p_value", thresholds["p_value"]),
+    )
+    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    when = [p.at.isoformat() for p in points]
+    for row, (title, field, limit) in enumerate(rows, start=1):
+        colours = [
+            LIMIT_COLOUR if p.drifted else CURRENT_COLOUR for p in points
+        ]  # a drifted check shows red on every statistic
+        figure.add_scatter(
+            x=when,
+            y=[getattr(p, field) for p in points],
+            mode="lines+markers",
+            name=title,
+            marker={"color": colours, "size": 8},
+            line={"color": CURRENT_COLOUR},
+            row=row,
+            col=1,
+        )
+        figure.add_hline(
+            y=limit,
+            line={"color": LIMIT_COLOUR, "dash": "dash", "width": 1},
+            annotation_text=f"{title} limit {limit:g}",
+            annotation_font_size=10,
+            row=row,
+            col=1,
+        )
+        figure.update_yaxes(title_text=title, row=row, col=1)
+    figure.update_yaxes(type="log", row=3, col=1)
+    figure.update_layout(showlegend=False, height=480, hovermode="x")
+    return _figure(figure)
+
+
+def _short(value: float) -> str:
+    return f"{value:.3g}" if isinstance(value, int | float) else str(value)

@@ -1,16 +1,20 @@
 """Monitors of a project (their batches, drift checks and alerts) and bias reports."""
 
+from dataclasses import asdict
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from dashboard import charts
 from dashboard.views.registry import _common
 from governance.access.roles import Capability
 from governance.errors import DomainError, InvalidInput
 from governance.fairness import selectors as fairness_selectors
-from governance.monitoring import selectors, services
+from governance.monitoring import selectors, services, stats
+from governance.monitoring.models import DriftCheck, Monitor
 from governance.registry.models import ModelVersion
 
 
@@ -96,12 +100,14 @@ def monitor(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             return redirect("monitor", slug=slug, pk=pk)
     checks = selectors.checks_of(found)
     latest = next((c for c in checks if c.state == "done"), None)
+    features = selectors.features_of(latest)
     context.update(
         {
             "monitor": found,
             "checks": checks,
             "latest": latest,
-            "features": selectors.features_of(latest),
+            "features": features,
+            **_feature_charts(found, latest, features, request.GET.get("feature", "")),
             "alerts": list(selectors.alerts_of(found)[:30]),
             "may_manage": Capability.MANAGE_MONITORING in context["capabilities"],
             "may_handle": Capability.HANDLE_ALERTS in context["capabilities"],
@@ -109,6 +115,26 @@ def monitor(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         }
     )
     return render(request, "monitoring/monitor.html", context, status=status)
+
+
+def _feature_charts(
+    monitor: Monitor, latest: DriftCheck | None, features: list, wanted: str
+) -> dict:
+    """The chosen feature (or the first drifted one) of the latest check: its distributions
+    against the reference, and each statistic over the checks with its threshold."""
+    if latest is None or not features:
+        return {}
+    chosen = next((f for f in features if f.feature == wanted), features[0])
+    thresholds = asdict(stats.Thresholds.from_mapping(monitor.thresholds or {}))
+    return {
+        "chosen": chosen,
+        "distribution_chart": charts.feature_distribution(
+            selectors.feature_result(latest, chosen.feature) or {}
+        ),
+        "history_chart": charts.feature_history(
+            selectors.feature_history(monitor, chosen.feature), chosen.kind, thresholds
+        ),
+    }
 
 
 @require_POST

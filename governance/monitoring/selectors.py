@@ -1,6 +1,7 @@
 """Reads of monitors, checks and alerts that pages and the API share."""
 
 from django.db.models import Count, Q, QuerySet
+from django.db.models.fields.json import KeyTransform
 
 from governance.access.models import Project
 from governance.monitoring.errors import MonitorNotFound
@@ -56,3 +57,16 @@ def features_of(check: DriftCheck | None) -> list[FeatureDrift]:
 def kept_tables(project: Project) -> QuerySet[DatasetVersion]:
     """Tables of the project Quorum keeps: what a monitor may take as its reference."""
     return DatasetVersion.objects.filter(project=project, stored=True).order_by("-created_at")
+
+
+def feature_history(monitor: Monitor, feature: str, limit: int = 60) -> list[FeatureDrift]:
+    """The feature's figures in the monitor's last `limit` finished checks, oldest first."""
+    recent = FeatureDrift.objects.filter(monitor=monitor, feature=feature).order_by("-at", "-id")
+    return list(reversed(recent[:limit]))
+
+
+def feature_result(check: DriftCheck, feature: str) -> dict | None:
+    """Every figure of one feature in a check, bins and categories included, read from the
+    check's JSON without loading the other features' into Python."""
+    figures = KeyTransform(feature, KeyTransform("features", "result"))
+    return DriftCheck.objects.filter(pk=check.pk).values_list(figures, flat=True).first()

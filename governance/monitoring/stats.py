@@ -105,6 +105,10 @@ class FeatureDrift:
     vanished_categories: list[Any] | None = None
     vanished_category_count: int | None = None
     vanished_category_share: float | None = None
+    # the most frequent categories of both sides together, with each side's count, for charts
+    top_categories: list[Any] | None = None
+    reference_top_counts: list[int] | None = None
+    current_top_counts: list[int] | None = None
 
     @property
     def missing_rate_change(self) -> float:
@@ -166,7 +170,8 @@ def drift(
 
     Both are pandas DataFrames, Arrow tables or mappings of column name to array, with the same
     columns. `categorical` names the categorical columns (None: text and booleans are).
-    `max_listed` caps the new and vanished categories listed (their counts are always whole).
+    `max_listed` caps the new, vanished and most frequent categories listed (their counts are
+    always whole).
     `workers` threads share the columns (None: every core, when the data is large enough).
 
     Raises ColumnsDiffer, EmptyData, UnsupportedType, TypeMismatch, NoValues or
@@ -622,6 +627,8 @@ def _categorical(
         float(association(table, method="cramer", correction=False)) if table.shape[1] > 1 else 0.0
     )
     vanished = current[:known] == 0
+    labels = ref_index.append(cur_index[new])
+    shown = np.argsort(-(reference + current), kind="stable")[:max_listed]
 
     def top(values: pd.Index, counts: np.ndarray) -> list[Any]:
         order = np.argsort(-counts, kind="stable")[:max_listed]
@@ -650,6 +657,9 @@ def _categorical(
         vanished_categories=top(ref_index[vanished], ref_counts[vanished]),
         vanished_category_count=int(vanished.sum()),
         vanished_category_share=float(ref_counts[vanished].sum() / ref_counts.sum()),
+        top_categories=labels[shown].tolist(),
+        reference_top_counts=reference[shown].tolist(),
+        current_top_counts=current[shown].tolist(),
     )
 
 
