@@ -145,8 +145,9 @@ def feature_distribution(feature: Mapping) -> dict | None:
         figure.add_bar(
             x=labels[: len(counts)], y=[c / total for c in counts], name=name, marker_color=colour
         )
-    figure.update_layout(barmode="group")
+    figure.update_layout(barmode="group", legend={"orientation": "h", "y": 1.12})
     figure.update_yaxes(title="share of values", tickformat=".0%")
+    figure.update_xaxes(tickangle=-35)
     return _figure(figure)
 
 
@@ -187,10 +188,13 @@ def feature_history(points: list, kind: str, thresholds: Mapping[str, float]) ->
             col=1,
         )
         figure.update_yaxes(title_text=title, row=row, col=1)
-    figure.update_yaxes(type="log", row=3, col=1)
+    figure.update_yaxes(type="log", exponentformat="power", row=3, col=1)
     figure.update_layout(showlegend=False, height=480, hovermode="x")
     return _figure(figure)
 
 
 def _short(value: float) -> str:
-    return f"{value:.3g}" if isinstance(value, int | float) else str(value)
+    """A bin edge for people: whole thousands with separators, else three digits."""
+    if not isinstance(value, int | float):
+        return str(value)
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
