@@ -34,6 +34,13 @@ class InvalidInput(DomainError):
     default_message = "The input is not valid."
 
 
+class CommentRequired(InvalidInput):
+    """A step that must say why (a rejection, an alert handled); each area says it its way."""
+
+    code = "comment_required"
+    default_message = "A comment is needed."
+
+
 class Conflict(DomainError):
     code = "conflict"
     status = 409

@@ -3,19 +3,10 @@
 from django import template
 from django.utils.html import format_html
 
-from governance.access.roles import Role
+from governance.access.roles import role_words
 from governance.audit.models import ActorKind, AuditEvent
 
 register = template.Library()
-
-
-def _role(value: object) -> str:
-    """A role's label inside a sentence: "data scientist", but "ML engineer"."""
-    try:
-        label = Role(value).label
-    except ValueError:
-        return str(value)
-    return label if label[:2].isupper() else label[0].lower() + label[1:]
 
 
 def _after(event: AuditEvent) -> dict:
@@ -34,14 +25,14 @@ SENTENCES = {
     "project.archived": lambda e: "archived the project",
     "project.restored": lambda e: "restored the project",
     "membership.added": lambda e: (
-        f"added {_after(e).get('username')} as {_role(_after(e).get('role'))}"
+        f"added {_after(e).get('username')} as {role_words(_after(e).get('role'))}"
     ),
     "membership.role_changed": lambda e: (
         f"changed the role of {_after(e).get('username')} from "
-        f"{_role(_before(e).get('role'))} to {_role(_after(e).get('role'))}"
+        f"{role_words(_before(e).get('role'))} to {role_words(_after(e).get('role'))}"
     ),
     "membership.removed": lambda e: (
-        f"removed {_before(e).get('username')} ({_role(_before(e).get('role'))})"
+        f"removed {_before(e).get('username')} ({role_words(_before(e).get('role'))})"
     ),
     "api_token.created": lambda e: f"created the API token “{_after(e).get('name')}”",
     "api_token.revoked": lambda e: f"revoked the API token “{_after(e).get('name')}”",
@@ -68,7 +59,7 @@ SENTENCES = {
     "approval.opened": lambda e: f"asked for {e.target_label}",
     "approval.decided": lambda e: (
         f"{'approved' if e.data.get('verdict') == 'approve' else 'rejected'} {e.target_label} "
-        f"as {_role(e.data.get('role'))}"
+        f"as {role_words(e.data.get('role'))}"
         + (f": “{e.data['comment']}”" if e.data.get("comment") else "")
     ),
     "approval.approved": lambda e: f"closed {e.target_label}: approved",

@@ -5,7 +5,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from governance.access.roles import Role
+from governance.access.roles import Role, role_words
 
 register = template.Library()
 
@@ -79,12 +79,4 @@ def markdown(text: str) -> str:
     )
 
 
-@register.filter
-def role_words(value: str | None) -> str:
-    """A role inside a sentence: "product owner", but "ML engineer"."""
-    from governance.approvals.rules import role_words as words
-
-    try:
-        return words(Role(value))
-    except ValueError:
-        return value or ""
+register.filter("role_words", role_words)

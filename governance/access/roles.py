@@ -16,6 +16,16 @@ class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
 
 
+def role_words(role: object) -> str:
+    """A role inside a sentence: "product owner", but "ML engineer". Anything that is not a
+    role comes back as it is, for old trail entries."""
+    try:
+        label = Role(role).label
+    except ValueError:
+        return "" if role is None else str(role)
+    return label if label[:2].isupper() else label[0].lower() + label[1:]
+
+
 class Capability(models.TextChoices):
     VIEW_PROJECT = "view_project", "See the project, its models and its activity"
     MANAGE_MEMBERS = "manage_members", "Add and remove members and change their roles"

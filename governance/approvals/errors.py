@@ -1,3 +1,4 @@
+from governance import errors
 from governance.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 
 
@@ -60,8 +61,7 @@ class AlreadyDecided(Conflict):
     default_message = "You have already decided on this request."
 
 
-class CommentRequired(InvalidInput):
-    code = "comment_required"
+class CommentRequired(errors.CommentRequired):
     default_message = "Say why: a rejection needs a comment."
 
 

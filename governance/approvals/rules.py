@@ -7,16 +7,10 @@ request stands.
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from governance.access.roles import ROLE_CAPABILITIES, Capability, Role
+from governance.access.roles import ROLE_CAPABILITIES, Capability, Role, role_words
 
 # Roles that may fill an approval slot at all: those whose members may approve releases.
 APPROVER_ROLES = [role for role in Role if Capability.APPROVE_RELEASE in ROLE_CAPABILITIES[role]]
-
-
-def role_words(role: Role) -> str:
-    """A role inside a sentence: "product owner", but "ML engineer"."""
-    label = role.label
-    return label if label[:2].isupper() else label[0].lower() + label[1:]
 
 
 @dataclass

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from governance.access.models import Membership, Project
 from governance.access.permissions import require
-from governance.access.roles import Capability, Role
+from governance.access.roles import Capability, Role, role_words
 from governance.approvals import bundle, gates, rules
 from governance.approvals.errors import (
     AlreadyDecided,
@@ -171,7 +171,7 @@ def _clean_required(required: object) -> dict[str, int]:
     cleaned = {}
     for role, count in required.items():
         if role not in rules.APPROVER_ROLES:
-            allowed = ", ".join(rules.role_words(r) for r in rules.APPROVER_ROLES)
+            allowed = ", ".join(role_words(r) for r in rules.APPROVER_ROLES)
             raise InvalidPolicy(
                 f"{role!r} cannot approve releases; the roles that can: {allowed}.",
                 fields={"required": [f"unknown or non-approving role {role!r}"]},
@@ -324,7 +324,7 @@ def decide(
         else:
             terms = approval.policy_version
             if membership is None or membership.role not in terms.required:
-                needed = ", ".join(rules.role_words(role) for role, _ in terms.slots())
+                needed = ", ".join(role_words(role) for role, _ in terms.slots())
                 raise NotAnApprover(
                     f"This policy asks for approvals from: {needed}. Your role fills none."
                 )

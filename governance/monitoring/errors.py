@@ -1,5 +1,6 @@
 """Why the drift engine refuses its input. Each error names the columns at fault in `fields`."""
 
+from governance import errors
 from governance.errors import Conflict, InvalidInput, NotFound
 
 
@@ -65,6 +66,5 @@ class AlertNotOpen(Conflict):
     default_message = "This alert has moved on; reload it."
 
 
-class CommentRequired(InvalidInput):
-    code = "comment_required"
+class CommentRequired(errors.CommentRequired):
     default_message = "Say what was found or done: a comment is needed."

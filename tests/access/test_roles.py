@@ -1,5 +1,7 @@
+import pytest
+
 from governance.access.models import Project
-from governance.access.roles import ADMIN_ONLY, ROLE_CAPABILITIES, Capability, Role
+from governance.access.roles import ADMIN_ONLY, ROLE_CAPABILITIES, Capability, Role, role_words
 
 
 def test_every_role_has_a_row_in_the_table():
@@ -27,3 +29,16 @@ def test_viewers_only_view():
 def test_each_capability_is_a_guardian_permission_on_projects():
     codenames = {codename for codename, _ in Project._meta.permissions}
     assert codenames == set(Capability.values)
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("product_owner", "product owner"),
+        (Role.ML_ENGINEER, "ML engineer"),
+        ("retired_role", "retired_role"),
+        (None, ""),
+    ],
+)
+def test_roles_read_as_words_inside_a_sentence(value, words):
+    assert role_words(value) == words
