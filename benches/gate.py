@@ -8,7 +8,9 @@ It fills a project with `--history` release requests (so the gate's cost is seen
 with them), serves the site with gunicorn (2 workers of 4 threads, as `manage.py serve` does)
 on a free port of 127.0.0.1, and asks it from a second process, `--clients` connections at a
 time, for `--seconds` per endpoint: the gate of an approved release, the gate of an open one,
-and, as the reference, `/api/v1/me/` (token authentication and DRF with no work of its own).
+and, as the reference, `/api/v1/me/` (token authentication and DRF with no work of its own),
+each with a new connection per request as a CI job's curl makes; then the approved gate again
+over kept connections, as a deploy tool polling the gate would.
 It prints requests per second and latency percentiles, and the gate's ratio to the reference.
 """
 
@@ -165,47 +167,79 @@ def serve(database: str, port: int, var_dir: str) -> subprocess.Popen:
     raise SystemExit("gunicorn did not start")
 
 
+def server_cpu(master: int) -> float:
+    """CPU seconds the gunicorn workers (the master's children) have used so far, read from
+    /proc: unlike latency, what a request costs the server does not change with the load that
+    other programs put on the machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we read
+            continue
+        if int(fields[1]) == master:  # ppid
+            used += int(fields[11]) + int(fields[12])  # utime + stime
+    return used / tick
+
+
 # The load, from a second process
 
 
 LOAD = r"""
-import http.client, json, sys, threading, time
+import asyncio, json, sys, time
 port, path, token = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-seconds, clients = float(sys.argv[4]), int(sys.argv[5])
-headers = {"Authorization": "Bearer " + token}
-latencies, errors, lock = [], [0], threading.Lock()
-stop = time.perf_counter() + seconds
-def client():
-    mine, bad = [], 0
+seconds, clients, keep_alive = float(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == "1"
+request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+           + ("" if keep_alive else "Connection: close\r\n") + "\r\n").encode()
+latencies, errors = [], [0]
+
+async def answer(reader):
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    await reader.readexactly(length)
+    return status
+
+async def client(stop):
+    reader = writer = None
     while time.perf_counter() < stop:
         started = time.perf_counter()
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         try:
-            conn.request("GET", path, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            if response.status != 200:
-                bad += 1
-        except OSError:
-            bad += 1
-        finally:
-            conn.close()
-        mine.append(time.perf_counter() - started)
-    with lock:
-        latencies.extend(mine)
-        errors[0] += bad
-threads = [threading.Thread(target=client) for _ in range(clients)]
-began = time.perf_counter()
-for t in threads: t.start()
-for t in threads: t.join()
-wall = time.perf_counter() - began
+            if writer is None:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request)
+            if await answer(reader) != 200:
+                errors[0] += 1
+        except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
+            errors[0] += 1
+            writer = None
+        if not keep_alive and writer is not None:
+            writer.close()
+            writer = None
+        latencies.append(time.perf_counter() - started)
+
+async def main():
+    stop = time.perf_counter() + seconds
+    began = time.perf_counter()
+    await asyncio.gather(*(client(stop) for _ in range(clients)))
+    return time.perf_counter() - began
+
+wall = asyncio.run(main())
 print(json.dumps({"latencies": latencies, "errors": errors[0], "wall": wall}))
 """
 
 
-def load(port: int, path: str, token: str, seconds: float, clients: int) -> dict[str, float]:
+def load(
+    port: int, path: str, token: str, seconds: float, clients: int, keep_alive: bool = False
+) -> dict[str, float]:
+    """Ask `path` from `clients` connections at once for `seconds`, from a second process: one
+    thread of asyncio, so that the client costs little of the cores it shares with the server.
+    A new connection per request, as `curl` in a CI job makes, unless `keep_alive`."""
+    arguments = [port, path, token, seconds, clients, int(keep_alive)]
     done = subprocess.run(  # noqa: S603 (our own interpreter and arguments)
-        [sys.executable, "-c", LOAD, str(port), path, token, str(seconds), str(clients)],
+        [sys.executable, "-c", LOAD, *map(str, arguments)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     result = json.loads(done.stdout)
@@ -251,6 +285,7 @@ def main() -> None:
     )
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="quorum-bench-gate-") as var_dir:
+        (Path(var_dir) / "static").mkdir()  # WhiteNoise looks for it at start
         server = serve(options.database, port, var_dir)
         try:
             # Warm every worker thread on every endpoint first: each opens its own database
@@ -259,32 +294,42 @@ def main() -> None:
             for path, token in ((site["approved"], site["ci"]), (site["open"], site["ci"]),
                                 ("/api/v1/me/", site["personal"])):  # fmt: skip
                 load(port, path, token, 2, options.clients)
-            results = {
-                "gate, approved release": load(
-                    port, site["approved"], site["ci"], options.seconds, options.clients
-                ),
-                "gate, open release": load(
-                    port, site["open"], site["ci"], options.seconds, options.clients
-                ),
-                "reference /api/v1/me/": load(
-                    port, "/api/v1/me/", site["personal"], options.seconds, options.clients
-                ),
+            runs = {
+                "gate, approved release": (site["approved"], site["ci"], False),
+                "gate, open release": (site["open"], site["ci"], False),
+                "reference /api/v1/me/": ("/api/v1/me/", site["personal"], False),
+                "gate, kept connections": (site["approved"], site["ci"], True),
             }
+            results = {}
+            for name, (path, token, keep_alive) in runs.items():
+                before = server_cpu(server.pid)
+                results[name] = load(
+                    port, path, token, options.seconds, options.clients, keep_alive
+                )
+                spent = server_cpu(server.pid) - before
+                results[name]["cpu_ms"] = spent * 1000 / max(results[name]["requests"], 1)
         finally:
             server.terminate()
             server.wait(timeout=30)
     say(
         f"gunicorn 2 workers x 4 threads on 127.0.0.1, {options.clients} clients in a second "
-        f"process, {options.seconds:g} s each, a new connection per request"
+        f"process (asyncio), {options.seconds:g} s each, a new connection per request but "
+        f"the last"
     )
     for name, r in results.items():
         say(f"  {name:24} {r['rps']:7.0f} req/s  p50 {r['p50']:5.1f} ms  p95 {r['p95']:5.1f} ms  "
-            f"p99 {r['p99']:5.1f} ms  errors {r['errors']}")  # fmt: skip
+            f"p99 {r['p99']:5.1f} ms  server CPU {r['cpu_ms']:4.2f} ms/request  "
+            f"errors {r['errors']}")  # fmt: skip
     gate, reference = results["gate, approved release"], results["reference /api/v1/me/"]
     say(f"gate vs reference: throughput {gate['rps'] / reference['rps']:.2f}x, "
         f"p95 {gate['p95'] / reference['p95']:.2f}x "
         f"(goals: p95 <= 20 ms: {'met' if gate['p95'] <= 20 else 'missed'}, "
         f">= 500 req/s: {'met' if gate['rps'] >= 500 else 'missed'})")  # fmt: skip
+    cores = os.cpu_count() or 1
+    say(f"server CPU per answer: gate {gate['cpu_ms']:.2f} ms, reference "
+        f"{reference['cpu_ms']:.2f} ms ({gate['cpu_ms'] / reference['cpu_ms']:.2f}x); the "
+        f"gate alone could answer {cores * 1000 / gate['cpu_ms']:.0f} req/s on {cores} "
+        "cores")  # fmt: skip
     out = ROOT / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     (out / "gate.txt").write_text("\n".join(lines) + "\n")
