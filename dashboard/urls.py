@@ -178,6 +178,11 @@ urlpatterns = [
     path("projects/<slug:slug>/bias-reports/<int:pk>/", monitoring.bias_report, name="bias_report"),
     path("projects/<slug:slug>/monitors/<int:pk>/", monitoring.monitor, name="monitor"),
     path(
+        "projects/<slug:slug>/monitors/<int:pk>/watch/",
+        monitoring.monitor_watch,
+        name="monitor_watch",
+    ),
+    path(
         "projects/<slug:slug>/monitors/<int:pk>/alerts/<int:alert_id>/acknowledge/",
         monitoring.alert_move,
         {"to": "acknowledge"},

@@ -111,6 +111,7 @@ def monitor(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             "alerts": list(selectors.alerts_of(found)[:30]),
             "may_manage": Capability.MANAGE_MONITORING in context["capabilities"],
             "may_handle": Capability.HANDLE_ALERTS in context["capabilities"],
+            "watching": found.subscribers.filter(pk=request.user.pk).exists(),
             "error": error,
         }
     )
@@ -135,6 +136,21 @@ def _feature_charts(
             selectors.feature_history(monitor, chosen.feature), chosen.kind, thresholds
         ),
     }
+
+
+@require_POST
+@login_required
+def monitor_watch(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Be told of the monitor's drift alerts, or no longer."""
+    context = _common(request, slug, "monitors")
+    found = selectors.monitor_of(context["project"], pk)
+    on = request.POST.get("on") == "1"
+    services.watch_monitor(actor=request.user, monitor=found, on=on)
+    if on:
+        messages.success(request, "You will be told of this monitor's drift alerts.")
+    else:
+        messages.success(request, "You will no longer be told of this monitor's drift alerts.")
+    return redirect("monitor", slug=slug, pk=pk)
 
 
 @require_POST

@@ -342,3 +342,13 @@ def _move(actor: AbstractBaseUser, alert: DriftAlert, comment: str, state: str) 
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def watch_monitor(*, actor: AbstractBaseUser, monitor: Monitor, on: bool = True) -> bool:
+    """Be told (or no longer) of the monitor's drift alerts. Returns whether watching."""
+    require(actor, Capability.VIEW_PROJECT, monitor.project)
+    if on:
+        monitor.subscribers.add(actor)
+    else:
+        monitor.subscribers.remove(actor)
+    return on

@@ -41,6 +41,7 @@ NOT_CHANGES = {
     "governance.registry.services.version_target": "names a version on the trail",
     "governance.registry.services.open_dataset_uri": "opens a stream to read",
     "governance.approvals.services.watch": "a personal subscription to a request's news",
+    "governance.monitoring.services.watch_monitor": "a personal subscription to drift alerts",
     "governance.notify.services.notify": "the caller's own change is the audited event",
     "governance.notify.services.mark_read": "a person's own read state",
     "governance.notify.services.mark_all_read": "a person's own read state",

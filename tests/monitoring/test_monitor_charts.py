@@ -5,10 +5,13 @@ import json
 import re
 
 import pandas as pd
+import pytest
 from django.urls import reverse
 
+from governance.access.errors import ProjectNotFound
 from governance.monitoring import services, stats
 from governance.monitoring.models import DriftCheck
+from governance.notify.models import Notification
 from tests.monitoring.test_monitors import frame, monitor, send  # noqa: F401 (a fixture)
 
 
@@ -119,3 +122,32 @@ def test_the_page_reads_the_same_number_of_rows_however_many_checks(
         check(monitor, scientist, frame(300, shift=1.5, seed=seed))
     with django_assert_max_num_queries(len(few.captured_queries)):
         client.get(url)
+
+
+def test_a_product_owner_who_watches_is_told_of_the_next_alert(
+    login,
+    monitor,  # noqa: F811
+    scientist,
+    owner,
+):
+    client = login(owner)
+    url = reverse("monitor_watch", args=["credit-risk", monitor.pk])
+    assert client.post(url, {"on": "1"}).status_code == 302
+    check(monitor, scientist, frame(1000, shift=1.5, seed=32))
+    assert Notification.objects.filter(recipient=owner, kind="drift.alert").count() == 1
+
+    client.post(url, {"on": "0"})
+    monitor.refresh_from_db()
+    assert owner not in monitor.subscribers.all()
+
+
+def test_an_outsider_cannot_watch_a_monitor(login, monitor, outsider):  # noqa: F811
+    url = reverse("monitor_watch", args=["credit-risk", monitor.pk])
+    assert login(outsider).post(url, {"on": "1"}).status_code == 404
+    assert outsider not in monitor.subscribers.all()
+
+
+def test_watching_asks_only_to_see_the_project(monitor, viewer, outsider):  # noqa: F811
+    assert services.watch_monitor(actor=viewer, monitor=monitor) is True
+    with pytest.raises(ProjectNotFound):
+        services.watch_monitor(actor=outsider, monitor=monitor)
