@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "governance.notify",
     "governance.monitoring",
     "governance.fairness",
+    "governance.delivery",
     "dashboard",
 ]
 

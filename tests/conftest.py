@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from django.db import connection
 from django.test import override_settings
@@ -250,6 +251,42 @@ def tracking(mlflow_uri, tmp_path):
         def version(self, name: str, run_id: str) -> int:
             version = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
             return int(version.version)
+
+        def sklearn_version(self, name: str, project: str | None = None) -> int:
+            """A real scikit-learn classifier, trained here on generated data, logged with its
+            signature and registered as a new version of `name`."""
+            import mlflow
+            import numpy as np
+            import sklearn
+            from mlflow.models import infer_signature
+            from sklearn.linear_model import LogisticRegression
+
+            rng = np.random.default_rng(0)
+            features = pd.DataFrame(
+                {"age": rng.normal(40, 10, 300), "income": rng.normal(50, 8, 300)}
+            )
+            labels = (features["age"] + rng.normal(0, 5, 300) > 40).astype(int)
+            fitted = LogisticRegression().fit(features, labels)
+            if not any(m.name == name for m in client.search_registered_models()):
+                self.model(name, project)
+            found = client.get_experiment_by_name(f"{name}-training")
+            experiment = (
+                found.experiment_id if found else self.experiment(f"{name}-training", project)
+            )
+            previous = mlflow.get_tracking_uri()
+            mlflow.set_tracking_uri(mlflow_uri)
+            try:
+                with mlflow.start_run(experiment_id=experiment):
+                    info = mlflow.sklearn.log_model(
+                        fitted,
+                        name="model",
+                        signature=infer_signature(features, fitted.predict(features)),
+                        pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+                        registered_model_name=name,
+                    )
+            finally:
+                mlflow.set_tracking_uri(previous)
+            return int(info.registered_model_version)
 
     tracking = Tracking()
     tracking.client = client

@@ -31,3 +31,16 @@ def make_project(
     for user, role in (members or {}).items():
         services.add_member(actor=admin, project=project, user=user, role=role)
     return project
+
+
+def make_version(project: Project, model: str, number: int):
+    """A model version as the MLflow mirror writes one, for tests that need the row and not
+    MLflow itself."""
+    from governance.registry.models import ModelVersion, RegisteredModel
+
+    registered, _ = RegisteredModel.objects.get_or_create(
+        name=model, defaults={"project": project, "linked_in_quorum": True}
+    )
+    return ModelVersion.objects.create(
+        model=registered, version=number, source=f"runs:/test/{model}-{number}", status="READY"
+    )

@@ -49,6 +49,25 @@ def metric(value: object) -> str:
 
 
 @register.filter
+def duration_s(seconds: object) -> str:
+    """Seconds for people: "0.42 s", "3 min 5 s", "2 h 10 min"."""
+    if not isinstance(seconds, int | float):
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+@register.filter
+def pretty_json(value: object) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+@register.filter
 def get_item(mapping: dict, key: str) -> object:
     return mapping.get(key) if isinstance(mapping, dict) else None
 

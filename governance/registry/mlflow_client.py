@@ -119,6 +119,23 @@ class Mlflow:
 
         return self._call(read)
 
+    def download_model(self, model: str, version: int, destination: str) -> str:
+        """Copy a registered model version's files (MLmodel, the model, its environment) into
+        the folder `destination`. Returns the folder that holds the MLmodel file."""
+        from mlflow.artifacts import download_artifacts
+
+        def fetch() -> str:
+            # Through this client's registry, not the process-wide one MLflow would use.
+            location = self.client.get_model_version_download_uri(model, str(version))
+            if location.startswith(LOGGED_MODEL_PREFIX):  # MLflow 3: a logged model's id
+                logged = self.client.get_logged_model(location.removeprefix("models:/"))
+                location = logged.artifact_location
+            return download_artifacts(
+                artifact_uri=location, dst_path=destination, tracking_uri=self.tracking_uri
+            )
+
+        return self._call(fetch)
+
     # Writes, used when an approval moves an alias
 
     def set_alias(self, model: str, alias: str, version: int) -> None:

@@ -21,6 +21,7 @@ from governance.approvals import services as approvals
 from governance.approvals.models import ApprovalRequest
 from governance.audit import services as audit
 from governance.audit.models import AuditEvent, VerificationRun
+from governance.delivery import services as delivery
 from governance.fairness import services as fairness
 from governance.monitoring import services as monitoring
 from governance.monitoring.models import DriftAlert
@@ -28,6 +29,7 @@ from governance.notify import services as notify
 from governance.registry import services as registry
 from governance.registry.mirror import webhook_signature
 from governance.registry.models import ModelVersion
+from tests.factories import make_version
 
 # Functions in services modules that change nothing anyone could want on the trail.
 NOT_CHANGES = {
@@ -43,6 +45,8 @@ NOT_CHANGES = {
     "governance.approvals.services.watch": "a personal subscription to a request's news",
     "governance.monitoring.services.watch_monitor": "a personal subscription to drift alerts",
     "governance.notify.services.notify": "the caller's own change is the audited event",
+    "governance.delivery.services.enqueue": "hands a queued job to the broker",
+    "governance.delivery.services.sweep_jobs": "hands queued jobs to the broker again",
     "governance.notify.services.mark_read": "a person's own read state",
     "governance.notify.services.mark_all_read": "a person's own read state",
     "governance.notify.services.send_email": "sends what the caller's change recorded",
@@ -127,6 +131,16 @@ def _monitor(c):
     )
     return monitoring.create_monitor(
         actor=c.admin, project=c.project, name="inputs", reference=reference
+    )
+
+
+def _made_version(c) -> ModelVersion:
+    return make_version(c.project, "credit-scoring", 1)
+
+
+def _job(c):
+    return delivery.start_job(
+        actor=c.admin, project=c.project, kind="inspect", version=_made_version(c)
     )
 
 
@@ -383,6 +397,22 @@ SCENARIOS = {
         "monitor.batch_received",
     ),
     "governance.monitoring.services.run_drift_check": (_checked, "drift_alert.opened"),
+    "governance.delivery.services.start_job": (
+        lambda c: delivery.start_job(
+            actor=c.admin, project=c.project, kind="inspect", version=_made_version(c)
+        ),
+        "job.queued",
+    ),
+    "governance.delivery.services.cancel_job": (
+        lambda c: delivery.cancel_job(actor=c.admin, job=_job(c)),
+        "job.cancel_requested",
+    ),
+    "governance.delivery.services.retry_job": (
+        lambda c: delivery.retry_job(
+            actor=c.admin, job=delivery.cancel_job(actor=c.admin, job=_job(c))
+        ),
+        "job.retried",
+    ),
     "governance.monitoring.services.acknowledge_alert": (
         lambda c: monitoring.acknowledge_alert(actor=c.owner, alert=_checked(c), comment="seen"),
         "drift_alert.acknowledged",

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class DeliveryConfig(AppConfig):
+    name = "governance.delivery"
+    label = "delivery"
+    verbose_name = "Delivery: jobs that package, profile, deploy and retrain models"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from governance.delivery import kinds
+        from governance.delivery.model_files import INSPECT
+
+        kinds.register(INSPECT)

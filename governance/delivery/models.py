@@ -1,0 +1,81 @@
+"""Jobs: every long piece of work (packaging, profiling, deploying, retraining) as one row that
+says where it stands, what it printed and what it cost."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from governance.access.models import Project
+from governance.registry.models import ModelVersion
+
+
+class Job(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=40)
+    version = models.ForeignKey(
+        ModelVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
+    )
+    params = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    step = models.CharField(max_length=200, blank=True)
+    result = models.JSONField(default=dict, blank=True, help_text="What the job made.")
+    error = models.TextField(blank=True)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    trigger = models.CharField(max_length=40, default="manual", help_text="manual, schedule, ...")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    # Cost, added up over the attempts.
+    cpu_seconds = models.FloatField(default=0)
+    wall_seconds = models.FloatField(default=0)
+    peak_memory_bytes = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the broker took it; empty while it could not."
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="job_project_recent"),
+            models.Index(fields=["state", "enqueued_at"], name="job_waiting"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk}"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in self.FINISHED
+
+
+class JobLine(models.Model):
+    """One line of a job's log, numbered so that a page can ask for the lines after one."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="lines")
+    number = models.PositiveIntegerField()
+    at = models.DateTimeField(default=timezone.now)
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "number"], name="job_line_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job} line {self.number}"

@@ -1,0 +1,46 @@
+"""Reads of jobs that pages and the API share."""
+
+from django.db.models import Count, QuerySet, Sum
+
+from governance.access.models import Project
+from governance.delivery.errors import JobNotFound
+from governance.delivery.models import Job, JobLine
+
+TAIL = 200
+
+
+def jobs_of(project: Project) -> QuerySet[Job]:
+    return Job.objects.filter(project=project).select_related("version__model", "triggered_by")
+
+
+def job_of(project: Project, pk: int) -> Job:
+    """Raises JobNotFound, also for a job of another project."""
+    job = jobs_of(project).filter(pk=pk).first()
+    if job is None:
+        raise JobNotFound
+    return job
+
+
+def tail_of(job: Job, lines: int = TAIL) -> list[JobLine]:
+    """The last lines of the job's log, oldest first."""
+    return list(reversed(JobLine.objects.filter(job=job).order_by("-number")[:lines]))
+
+
+COST = {
+    "jobs": Count("id"),
+    "cpu_seconds": Sum("cpu_seconds"),
+    "wall_seconds": Sum("wall_seconds"),
+    "peak_memory_bytes": Sum("peak_memory_bytes"),
+}
+
+
+def costs_of(project: Project) -> dict:
+    """What the project's jobs cost: in all, and per registered model (largest first)."""
+    jobs = Job.objects.filter(project=project)
+    per_model = list(
+        jobs.filter(version__isnull=False)
+        .values("version__model__name")
+        .annotate(**COST)
+        .order_by("-cpu_seconds", "version__model__name")
+    )
+    return {"total": jobs.aggregate(**COST), "models": per_model}
