@@ -119,6 +119,30 @@ class Mlflow:
 
         return self._call(read)
 
+    def download_model(self, name: str, version: int, folder: str) -> str:
+        """A registered version's model files, downloaded into `folder`; returns their path.
+
+        Resolved with this client's tracking URI, not MLflow's process-wide one. Raises
+        MlflowUnavailable when MLflow cannot be reached, MlflowNotFound when the version or its
+        files are not there (a version registered from a run that logged no model).
+        """
+        from mlflow.artifacts import download_artifacts
+        from mlflow.exceptions import MlflowException
+
+        source = self._call(self.client.get_model_version_download_uri, name, str(version))
+        try:
+            return download_artifacts(
+                artifact_uri=source, tracking_uri=self.tracking_uri, dst_path=folder
+            )
+        except MlflowException as error:
+            if any(sign in str(error.message) for sign in CONNECTION_FAILURES):
+                raise MlflowUnavailable(
+                    f"MLflow at {self.tracking_uri} is unreachable: {error.message}"
+                ) from error
+            raise MlflowNotFound(f"No model files at {source}: {error.message}") from error
+        except OSError as error:
+            raise MlflowNotFound(f"No model files at {source}: {error}") from error
+
     # Writes, used when an approval moves an alias
 
     def set_alias(self, model: str, alias: str, version: int) -> None:
