@@ -6,11 +6,25 @@ from governance.access.models import Project
 from governance.fairness import metrics
 from governance.fairness.errors import ReportNotFound
 from governance.fairness.models import BiasReport, FairnessPolicy
-from governance.registry.models import ModelVersion
+from governance.registry.models import DatasetVersion, ModelVersion
 
 
 def reports_of(version: ModelVersion) -> QuerySet[BiasReport]:
     return BiasReport.objects.filter(version=version).select_related("dataset", "created_by")
+
+
+def kept_tables_of(project: Project) -> QuerySet[DatasetVersion]:
+    """Tables the project keeps, to assess versions on, newest first."""
+    return DatasetVersion.objects.filter(project=project, stored=True).order_by("-created_at")
+
+
+def request_choices(project: Project, chosen: str = "") -> dict:
+    """For the form that asks for a report: the kept tables, the one chosen (by id as text;
+    the newest by default) and its columns. One query."""
+    tables = list(kept_tables_of(project))
+    table = next((t for t in tables if str(t.pk) == chosen), tables[0] if tables else None)
+    columns = [c["name"] for c in table.schema.get("columns", [])] if table else []
+    return {"bias_tables": tables, "bias_table": table, "bias_columns": columns}
 
 
 def project_reports(project: Project) -> QuerySet[BiasReport]:
@@ -24,6 +38,7 @@ def latest_verdict_of(version: ModelVersion) -> BiasReport | None:
     """The version's latest finished report with a verdict: the one its gate reads."""
     return (
         BiasReport.objects.filter(version=version, state=BiasReport.State.DONE)
+        .select_related("dataset")
         .order_by("-created_at", "-id")
         .first()
     )
