@@ -189,6 +189,8 @@ def _problems(
     except FileNotFoundError:
         add("dataset", "the kept file of this table is gone")
         return problems
+    # Binary across labels and predictions together, as the engine wants: the column that
+    # brings the third label is the one named.
     labels: list[Any] = []
     for field in ("y_true", "y_pred"):
         for name in named[field]:
@@ -197,13 +199,11 @@ def _problems(
             column = table.column(name)
             if column.null_count:
                 add(field, f"{name!r} has {column.null_count} missing values")
+            before = len(labels)
             labels += [v for v in pc.unique(column.drop_null()).to_pylist() if v not in labels]
-    if len(labels) > 2:
-        add(
-            "y_true" if y_true in columns and "y_true" not in problems else "y_pred",
-            f"the labels are not binary: {_shown(labels)}",
-        )
-    elif labels and y_true in columns and pos_label:
+            if before <= 2 < len(labels):
+                add(field, f"the labels are not binary: {_shown(labels)}")
+    if len(labels) <= 2 and labels and y_true in columns and pos_label:
         try:
             label = label_for(pos_label, table.column(y_true).to_numpy(zero_copy_only=False))
         except metrics.InvalidParameter as error:

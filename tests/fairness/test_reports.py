@@ -114,6 +114,7 @@ def table_of_another_project(admin_user, owner, scientist, keep):
         ({"pos_label": "yes"}, "pos_label"),
         ({"pos_label": "7"}, "pos_label"),
         ({"y_true": "grade"}, "y_true"),
+        ({"y_pred": "grade"}, "y_pred"),
         ({"y_true": "gappy"}, "y_true"),
         ({"y_pred": ""}, "y_pred"),  # the model has no signature to predict with
     ],
