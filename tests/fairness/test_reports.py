@@ -221,3 +221,19 @@ def test_a_bad_fairness_policy_is_refused(project, owner):
         services.set_fairness_policy(actor=owner, project=project, limits={"ratio": 2})
     with pytest.raises(InvalidInput):
         services.set_fairness_policy(actor=owner, project=project, limits={}, min_group_size=0)
+
+
+def test_mlflow_out_of_reach_requeues_the_report_until_the_last_attempt(
+    scientist, model_version, keep, settings, monkeypatch
+):
+    from governance.registry.errors import MlflowUnavailable
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # its own retries wait seconds
+    report = ask(scientist, model_version, keep(applicants(biased=False)), y_pred="")
+    settings.MLFLOW_TRACKING_URI = "http://127.0.0.1:9"  # nothing listens there
+    with pytest.raises(MlflowUnavailable):
+        services.generate_bias_report(report_id=report.pk, last_attempt=False)
+    assert BiasReport.objects.get(pk=report.pk).state == "queued"
+    failed = services.generate_bias_report(report_id=report.pk, last_attempt=True)
+    assert failed.state == "failed"
+    assert "unreachable" in failed.error
