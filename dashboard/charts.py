@@ -198,3 +198,96 @@ def _short(value: float) -> str:
     if not isinstance(value, int | float):
         return str(value)
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+# Bias reports: per-group rates, with the lines the project's fairness policy draws.
+
+BIAS_RATES = [
+    ("selection_rate", "selection rate"),
+    ("tpr", "true positive rate"),
+    ("fpr", "false positive rate"),
+    ("accuracy", "accuracy"),
+]
+SMALL_GROUP = "#b0b6c3"
+
+
+def _limit_line(figure: go.Figure, y: float | None, text: str, colour: str = "#c0392b") -> None:
+    if y is None:
+        return
+    figure.add_hline(
+        y=y,
+        line={"dash": "dash", "color": colour, "width": 1.5},
+        annotation_text=text,
+        annotation_position="top left",
+        annotation_font={"size": 11, "color": colour},
+    )
+
+
+def _compared(groups: list[dict], metric: str) -> list[float]:
+    return [g[metric] for g in groups if not g.get("too_small") and g.get(metric) is not None]
+
+
+def bias_selection_rates(groups: list[dict], policy: Mapping[str, object]) -> dict | None:
+    """Each group's selection rate, groups too small to judge in grey, and the floors the
+    policy sets: the demographic-parity ratio limit times the highest compared group's rate, and
+    the highest rate less the demographic-parity difference limit."""
+    shown = [g for g in groups if g.get("count")]
+    if not shown:
+        return None
+    figure = go.Figure(
+        go.Bar(
+            x=[g["label"] for g in shown],
+            y=[_number(g.get("selection_rate")) for g in shown],
+            marker={"color": [SMALL_GROUP if g.get("too_small") else "#2d5bd7" for g in shown]},
+            text=[f"n={g['count']}" for g in shown],
+            textposition="outside",
+            name="selection rate",
+        )
+    )
+    rates = _compared(groups, "selection_rate")
+    if rates:
+        top = max(rates)
+        ratio, difference = (
+            policy.get("demographic_parity_ratio_min"),
+            policy.get("demographic_parity_difference_max"),
+        )
+        if isinstance(ratio, int | float):
+            _limit_line(figure, ratio * top, f"ratio floor: {ratio:g} of {top:.3f}")
+        if isinstance(difference, int | float):
+            text = f"difference floor: {top:.3f} less {difference:g}"
+            _limit_line(figure, top - difference, text)
+    figure.update_yaxes(title="selection rate", rangemode="tozero")
+    figure.update_layout(showlegend=False, hovermode="closest")
+    return _figure(figure)
+
+
+def bias_group_rates(groups: list[dict], policy: Mapping[str, object]) -> dict | None:
+    """True and false positive rates and accuracy per group, with the bounds the equal
+    opportunity and equalized odds limits set from the compared groups' extremes."""
+    shown = [g for g in groups if g.get("count")]
+    if not shown:
+        return None
+    figure = go.Figure()
+    for metric, title in BIAS_RATES[1:]:
+        figure.add_bar(
+            x=[g["label"] for g in shown], y=[_number(g.get(metric)) for g in shown], name=title
+        )
+    tprs, fprs = _compared(groups, "tpr"), _compared(groups, "fpr")
+    opportunity = policy.get("equal_opportunity_difference_max")
+    odds = policy.get("equalized_odds_difference_max")
+    odds_ratio = policy.get("equalized_odds_ratio_min")
+    if tprs and isinstance(opportunity, int | float):
+        _limit_line(
+            figure, max(tprs) - opportunity, f"TPR floor (equal opportunity {opportunity:g})"
+        )
+    if tprs and isinstance(odds, int | float):
+        _limit_line(figure, max(tprs) - odds, f"TPR floor (equalized odds {odds:g})", "#8e44ad")
+    if fprs and isinstance(odds, int | float):
+        _limit_line(figure, min(fprs) + odds, f"FPR ceiling (equalized odds {odds:g})", "#8e44ad")
+    if tprs and isinstance(odds_ratio, int | float):
+        _limit_line(figure, odds_ratio * max(tprs), f"TPR ratio floor ({odds_ratio:g})", "#d35400")
+    if fprs and isinstance(odds_ratio, int | float):
+        _limit_line(figure, odds_ratio * max(fprs), f"FPR ratio floor ({odds_ratio:g})", "#d35400")
+    figure.update_yaxes(title="rate", range=[0, 1.05])
+    figure.update_layout(barmode="group", hovermode="closest")
+    return _figure(figure)

@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from dashboard.api import access, approvals, audit, notify, registry
+from dashboard.api import access, approvals, audit, fairness, notify, registry
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -111,6 +111,17 @@ urlpatterns = [
     ),
     path("projects/<slug:slug>/datasets/", registry.DatasetListView.as_view(), name="api-datasets"),
     path("projects/<slug:slug>/sync/", registry.SyncView.as_view(), name="api-sync"),
+    path(
+        "projects/<slug:slug>/bias-reports/",
+        fairness.BiasReportListView.as_view(),
+        name="api-bias-reports",
+    ),
+    path("bias-reports/<int:pk>/", fairness.BiasReportDetailView.as_view(), name="api-bias-report"),
+    path(
+        "projects/<slug:slug>/fairness-policy/",
+        fairness.FairnessPolicyView.as_view(),
+        name="api-fairness-policy",
+    ),
     path(
         "projects/<slug:slug>/members/<str:username>/",
         access.MemberDetailView.as_view(),

@@ -1,4 +1,4 @@
-"""Monitors of a project (their batches, drift checks and alerts) and bias reports."""
+"""Monitors of a project: their batches, drift checks and alerts."""
 
 from dataclasses import asdict
 
@@ -6,13 +6,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from dashboard import charts
 from dashboard.views.registry import _common
 from governance.access.roles import Capability
 from governance.errors import DomainError, InvalidInput
-from governance.fairness import selectors as fairness_selectors
 from governance.monitoring import selectors, services, stats
 from governance.monitoring.models import DriftCheck, Monitor
 from governance.registry.models import ModelVersion
@@ -170,20 +169,3 @@ def alert_move(request: HttpRequest, slug: str, pk: int, alert_id: int, to: str)
         word = "acknowledged" if to == "acknowledge" else "resolved"
         messages.success(request, f"Alert on {alert.feature} {word}.")
     return redirect("monitor", slug=slug, pk=pk)
-
-
-@require_GET
-@login_required
-def bias_report(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    """A bias report: per-group figures, the disparities and the verdict by the policy."""
-    context = _common(request, slug, "models")
-    report = fairness_selectors.report_of(context["project"], pk)
-    context.update(
-        {
-            "report": report,
-            "groups": report.result.get("groups", []),
-            "disparities": report.result.get("disparities", {}),
-            "checks": report.judgement.get("checks", []),
-        }
-    )
-    return render(request, "fairness/report.html", context)

@@ -169,6 +169,7 @@ def _version(request: HttpRequest, slug: str, name: str, number: int) -> dict:
             "missing": [cards.TITLES[key] for key in cards.missing(sections)],
             "facts": selectors.facts_of(version),
             "can_edit": Capability.EDIT_MODEL_CARD in context["capabilities"],
+            "bias_verdict": fairness.latest_verdict_of(version),
         }
     )
     return context
@@ -190,9 +191,12 @@ def version(request: HttpRequest, slug: str, name: str, number: int) -> HttpResp
             "may_request": Capability.REQUEST_RELEASE in context["capabilities"],
             "comments": approvals.comments_on(version=version),
             "bias_reports": list(fairness.reports_of(version)[:10]),
+            "may_assess": Capability.MANAGE_MONITORING in context["capabilities"],
             "comment_action": reverse("version_comment", args=[slug, name, number]),
         }
     )
+    if context["may_assess"]:
+        context.update(fairness.request_choices(context["project"]))
     return render(request, "registry/version.html", context)
 
 
@@ -238,8 +242,17 @@ def card_export(request: HttpRequest, slug: str, name: str, number: int, fmt: st
     sections = card.sections if card else {}
     revision = card.revision if card else 0
     filename = f"{name}-v{number}-card"
+    verdict = context["bias_verdict"]
+    if verdict is not None:
+        url = reverse("bias_report", args=[slug, verdict.pk])
+        context["bias_url"] = request.build_absolute_uri(url)
     if fmt == "md":
-        body = cards.to_markdown(sections, context["facts"], revision)
+        bias = None
+        if verdict is not None:
+            bias = {"id": verdict.pk, "passed": verdict.passed, "url": context["bias_url"],
+                    "on": f"{verdict.dataset.name}, by {' and '.join(verdict.sensitive)}",
+                    "reasons": verdict.judgement.get("reasons", [])}  # fmt: skip
+        body = cards.to_markdown(sections, context["facts"], revision, bias)
         response = HttpResponse(body, content_type="text/markdown; charset=utf-8")
     elif fmt == "json":
         response = JsonResponse(

@@ -1,6 +1,20 @@
-"""Why the bias engine refuses its input. Each error names the fields at fault in `fields`."""
+"""Why the bias engine or a bias report refuses its input. Each error names the fields at
+fault in `fields`."""
 
-from governance.errors import InvalidInput
+from governance.errors import DomainError, InvalidInput, NotFound
+
+
+class ReportNotFound(NotFound):
+    code = "bias_report_not_found"
+    default_message = "No such bias report in this project."
+
+
+class ModelNotLoadable(DomainError):
+    """The version's model could not be loaded from MLflow, or cannot predict on the table."""
+
+    code = "model_not_loadable"
+    status = 400
+    default_message = "The version's model could not be loaded from MLflow to predict."
 
 
 class EmptyData(InvalidInput):

@@ -1,20 +1,47 @@
-"""Reads of bias reports that pages and the API share."""
+"""Reads of bias reports and fairness policies that pages and the API share."""
 
 from django.db.models import QuerySet
 
 from governance.access.models import Project
-from governance.errors import NotFound
-from governance.fairness.models import BiasReport
-from governance.registry.models import ModelVersion
-
-
-class ReportNotFound(NotFound):
-    code = "bias_report_not_found"
-    default_message = "No such bias report in this project."
+from governance.fairness import metrics
+from governance.fairness.errors import ReportNotFound
+from governance.fairness.models import BiasReport, FairnessPolicy
+from governance.registry.models import DatasetVersion, ModelVersion
 
 
 def reports_of(version: ModelVersion) -> QuerySet[BiasReport]:
     return BiasReport.objects.filter(version=version).select_related("dataset", "created_by")
+
+
+def kept_tables_of(project: Project) -> QuerySet[DatasetVersion]:
+    """Tables the project keeps, to assess versions on, newest first."""
+    return DatasetVersion.objects.filter(project=project, stored=True).order_by("-created_at")
+
+
+def request_choices(project: Project, chosen: str = "") -> dict:
+    """For the form that asks for a report: the kept tables, the one chosen (by id as text;
+    the newest by default) and its columns. One query."""
+    tables = list(kept_tables_of(project))
+    table = next((t for t in tables if str(t.pk) == chosen), tables[0] if tables else None)
+    columns = [c["name"] for c in table.schema.get("columns", [])] if table else []
+    return {"bias_tables": tables, "bias_table": table, "bias_columns": columns}
+
+
+def project_reports(project: Project) -> QuerySet[BiasReport]:
+    """The project's reports, newest first, with what a list shows of each."""
+    return BiasReport.objects.filter(project=project).select_related(
+        "version__model", "dataset", "created_by"
+    )
+
+
+def latest_verdict_of(version: ModelVersion) -> BiasReport | None:
+    """The version's latest finished report with a verdict: the one its gate reads."""
+    return (
+        BiasReport.objects.filter(version=version, state=BiasReport.State.DONE)
+        .select_related("dataset")
+        .order_by("-created_at", "-id")
+        .first()
+    )
 
 
 def report_of(project: Project, pk: int) -> BiasReport:
@@ -27,3 +54,23 @@ def report_of(project: Project, pk: int) -> BiasReport:
     if report is None:
         raise ReportNotFound
     return report
+
+
+def report_for(projects: QuerySet[Project], pk: int) -> BiasReport:
+    """A report in one of `projects` (those the caller may see). Raises ReportNotFound."""
+    report = (
+        BiasReport.objects.filter(project__in=projects, pk=pk)
+        .select_related("project", "version__model", "dataset", "created_by")
+        .first()
+    )
+    if report is None:
+        raise ReportNotFound
+    return report
+
+
+def policy_of(project: Project) -> tuple[metrics.Policy, int, FairnessPolicy | None]:
+    """The limits in force (defaults filled in), the minimum group size, and the stored row
+    (None while the project keeps the defaults)."""
+    stored = FairnessPolicy.objects.filter(project=project).select_related("edited_by").first()
+    limits = stored.limits if stored else {}
+    return metrics.Policy.from_mapping(limits), stored.min_group_size if stored else 30, stored

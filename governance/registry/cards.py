@@ -48,7 +48,11 @@ def missing(sections: dict[str, str]) -> list[str]:
     return [key for key in REQUIRED if len(sections.get(key, "").strip()) < MIN_LENGTH]
 
 
-def to_markdown(sections: dict[str, str], facts: Facts, revision: int) -> str:
+def to_markdown(
+    sections: dict[str, str], facts: Facts, revision: int, bias: dict | None = None
+) -> str:
+    """The card as Markdown; `bias` is the latest finished bias report ({id, passed, url, on,
+    reasons}), if any."""
     gaps = missing(sections)
     state = "Complete." if not gaps else f"Incomplete: {', '.join(TITLES[k] for k in gaps)}."
     lines = [
@@ -65,6 +69,13 @@ def to_markdown(sections: dict[str, str], facts: Facts, revision: int) -> str:
     lines.append(f"- Owners: {', '.join(facts.owners) or 'none'}")
     for item in facts.data:
         lines.append(f"- Data ({item['context'] or 'used'}): {item['name']} `{item['digest']}`")
+    if bias is not None:
+        verdict = "passes" if bias["passed"] else "fails"
+        lines.append(
+            f"- Latest bias report: [report {bias['id']}]({bias['url']}) {verdict} the "
+            f"project's fairness policy ({bias['on']})"
+        )
+        lines += [f"  - {reason}" for reason in bias["reasons"]]
     if facts.metrics:
         lines += ["", "| metric | value |", "|---|---|"]
         lines += [f"| {key} | {value} |" for key, value in sorted(facts.metrics.items())]

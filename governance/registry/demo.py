@@ -386,21 +386,3 @@ def drifting_batches(seed: int = 21) -> list[pd.DataFrame]:
     downturn["late_payments"] = downturn["late_payments"] + 1
     days[2] = downturn
     return [day[credit.features] for day in days]
-
-
-def predictions(tracking_uri: str, model: str, version: int) -> pd.DataFrame:
-    """The held-out applicants with what the registered model predicts for them, loaded from
-    MLflow as a serving system would, for the demo's bias report."""
-    import mlflow
-
-    credit = credit_applicants()
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        loaded = mlflow.pyfunc.load_model(f"models:/{model}/{version}")
-    finally:
-        mlflow.set_tracking_uri(previous)
-    frame = credit.test.copy()
-    inputs = frame[credit.features].astype(float)  # the signature the model was logged with
-    frame["predicted"] = np.asarray(loaded.predict(inputs)).astype(int)
-    return frame

@@ -119,22 +119,34 @@ class Mlflow:
 
         return self._call(read)
 
-    def download_model(self, model: str, version: int, destination: str) -> str:
-        """Copy a registered model version's files (MLmodel, the model, its environment) into
-        the folder `destination`. Returns the folder that holds the MLmodel file."""
-        from mlflow.artifacts import download_artifacts
+    def download_model(self, name: str, version: int, folder: str) -> str:
+        """A registered version's model files (MLmodel, the model, its environment),
+        downloaded into `folder`; returns their path.
 
-        def fetch() -> str:
-            # Through this client's registry, not the process-wide one MLflow would use.
-            location = self.client.get_model_version_download_uri(model, str(version))
-            if location.startswith(LOGGED_MODEL_PREFIX):  # MLflow 3: a logged model's id
-                logged = self.client.get_logged_model(location.removeprefix("models:/"))
+        Resolved with this client's tracking URI, not MLflow's process-wide one. Raises
+        MlflowUnavailable when MLflow cannot be reached, MlflowNotFound when the version or its
+        files are not there (a version registered from a run that logged no model).
+        """
+        from mlflow.artifacts import download_artifacts
+        from mlflow.exceptions import MlflowException
+
+        source = self._call(self.client.get_model_version_download_uri, name, str(version))
+        try:
+            location = source
+            if source.startswith(LOGGED_MODEL_PREFIX):  # MLflow 3: a logged model's id
+                logged = self.client.get_logged_model(source.removeprefix("models:/"))
                 location = logged.artifact_location
             return download_artifacts(
-                artifact_uri=location, dst_path=destination, tracking_uri=self.tracking_uri
+                artifact_uri=location, tracking_uri=self.tracking_uri, dst_path=folder
             )
-
-        return self._call(fetch)
+        except MlflowException as error:
+            if any(sign in str(error.message) for sign in CONNECTION_FAILURES):
+                raise MlflowUnavailable(
+                    f"MLflow at {self.tracking_uri} is unreachable: {error.message}"
+                ) from error
+            raise MlflowNotFound(f"No model files at {source}: {error.message}") from error
+        except OSError as error:
+            raise MlflowNotFound(f"No model files at {source}: {error}") from error
 
     # Writes, used when an approval moves an alias
 

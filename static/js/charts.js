@@ -12,4 +12,7 @@ function drawCharts(root) {
 }
 
 document.addEventListener("DOMContentLoaded", () => drawCharts(document));
-document.addEventListener("htmx:afterSwap", (event) => drawCharts(event.target));
+// An outerHTML swap (a polled report that finished) leaves event.target detached: look again
+// from the document, where figures already drawn are skipped.
+document.addEventListener("htmx:afterSwap", (event) =>
+  drawCharts(event.target.isConnected ? event.target : document));

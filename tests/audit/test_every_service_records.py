@@ -163,7 +163,7 @@ def _bias_report(c):
         table=pa.table({"sex": ["f", "m"] * 50, "y": [0, 1] * 50, "p": [1, 1] * 50}),
         source="h.parquet",
     )
-    return fairness.generate_bias_report(
+    return fairness.request_bias_report(
         actor=c.admin, version=version, dataset=dataset, y_true="y", y_pred="p",
         sensitive=["sex"],
     )  # fmt: skip
@@ -427,7 +427,11 @@ SCENARIOS = {
         ),
         "fairness.policy_saved",
     ),
-    "governance.fairness.services.generate_bias_report": (_bias_report, "bias_report.generated"),
+    "governance.fairness.services.request_bias_report": (_bias_report, "bias_report.requested"),
+    "governance.fairness.services.generate_bias_report": (
+        lambda c: fairness.generate_bias_report(report_id=_bias_report(c).pk),
+        "bias_report.generated",
+    ),
 }
 
 

@@ -8,6 +8,7 @@ from governance.access.permissions import capabilities_of
 from governance.access.roles import ROLE_CAPABILITIES, Role
 from governance.approvals.models import ApprovalPolicy, ApprovalRequest
 from governance.approvals.selectors import waiting_for
+from governance.fairness.gates import BIAS_REPORT_PASSED
 from governance.fairness.models import BiasReport
 from governance.monitoring.models import Monitor
 from governance.registry.models import (
@@ -71,7 +72,6 @@ def test_demo_trains_real_models_that_the_mirror_shows_in_the_demo_projects(db, 
 
     (waiting,) = ApprovalRequest.objects.filter(state="open")
     assert (waiting.version, waiting.stage) == (version, "production")
-    assert waiting.gate_results[0]["outcome"] == "pass"
     assert {a.pk for a in waiting_for(get_user_model().objects.get(username="priya"))} == {
         waiting.pk
     }
@@ -82,7 +82,14 @@ def test_demo_trains_real_models_that_the_mirror_shows_in_the_demo_projects(db, 
     drifted = [check.drifted for check in monitor.checks.order_by("created_at")]
     assert drifted == [False, False, True]
     assert {a.feature for a in monitor.alerts.all()} >= {"income", "late_payments"}
-    assert BiasReport.objects.get(version=version).result["groups"]
+    passing = BiasReport.objects.get(version=version)
+    assert (passing.state, passing.passed, passing.y_pred) == ("done", True, "")
+    assert passing.result["groups"]
+    first = ModelVersion.objects.get(model__name="credit-scoring", version=1)
+    failing = BiasReport.objects.get(version=first)
+    assert (failing.state, failing.passed) == ("done", False)
+    assert BIAS_REPORT_PASSED.check(first, {})[0] == "fail"
+    assert [g["outcome"] for g in waiting.gate_results] == ["pass", "pass"]
 
     call_command("load_demo")  # again: nothing is trained twice
     assert ModelVersion.objects.filter(model__name="credit-scoring").count() == 3
