@@ -10,7 +10,7 @@ from dashboard.views.registry import _common
 from governance.access.roles import Capability
 from governance.errors import DomainError, InvalidInput
 from governance.fairness import selectors as fairness_selectors
-from governance.monitoring import selectors, services
+from governance.monitoring import quality, selectors, services
 from governance.registry.models import ModelVersion
 
 
@@ -128,6 +128,55 @@ def alert_move(request: HttpRequest, slug: str, pk: int, alert_id: int, to: str)
         word = "acknowledged" if to == "acknowledge" else "resolved"
         messages.success(request, f"Alert on {alert.feature} {word}.")
     return redirect("monitor", slug=slug, pk=pk)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def batch(request: HttpRequest, slug: str, pk: int, batch_id: int) -> HttpResponse:
+    """A batch: its data-quality report, its labels, and the model's quality on it against the
+    reference; those who manage monitoring send the labels here."""
+    context = _common(request, slug, "monitors")
+    found = selectors.monitor_of(context["project"], pk)
+    chosen = selectors.batch_of(found, batch_id)
+    error, status = "", 200
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        try:
+            if upload is None:
+                raise InvalidInput("Choose a CSV or Parquet file of labels to send.")
+            services.add_labels(
+                actor=request.user, batch=chosen, content=upload, filename=upload.name
+            )
+        except DomainError as exc:
+            error, status = exc.message, exc.status
+        else:
+            messages.success(request, "Labels received; measuring the model on them.")
+            return redirect("monitor_batch", slug=slug, pk=pk, batch_id=batch_id)
+    report = chosen.quality or {}
+    measured = chosen.model_quality or {}
+    reference = found.reference_quality.get("metrics") or {}
+    context.update(
+        {
+            "monitor": found,
+            "batch": chosen,
+            "report": report,
+            "report_columns": list((report.get("columns") or {}).values()),
+            "metrics": [
+                {
+                    "name": quality.METRIC_NAMES.get(name, name),
+                    "value": value,
+                    "reference": reference.get(name),
+                    "degraded": (measured.get("degraded") or {}).get(name, ""),
+                }
+                for name, value in (measured.get("metrics") or {}).items()
+            ],
+            "measured": measured,
+            "reference_error": found.reference_quality.get("error", ""),
+            "may_manage": Capability.MANAGE_MONITORING in context["capabilities"],
+            "error": error,
+        }
+    )
+    return render(request, "monitoring/batch.html", context, status=status)
 
 
 @require_GET

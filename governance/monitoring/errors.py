@@ -95,3 +95,10 @@ class NoModelQuality(InvalidInput):
 
     code = "no_model_quality"
     default_message = "This monitor does not measure model quality."
+
+
+class PredictionFailed(InvalidInput):
+    """The model version would not load or predict on the batch's rows."""
+
+    code = "prediction_failed"
+    default_message = "The model could not predict on this data."

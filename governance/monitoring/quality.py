@@ -548,7 +548,7 @@ def _classification(
     classes = sorted({str(c) for c in np.unique(truth)} | {str(c) for c in np.unique(predicted)})
     positive = None
     if positive_label not in (None, ""):
-        positive = str(as_classes(pd.Series([_number_or_text(positive_label)]))[0])
+        positive = str(as_classes(pd.Series([number_or_text(positive_label)]))[0])
         if len(classes) == 2 and positive not in classes:
             raise InvalidParameter(
                 f"The positive label {positive_label!r} is not one of the classes: "
@@ -597,7 +597,7 @@ def _classification(
     )
 
 
-def _number_or_text(value: str) -> float | str:
+def number_or_text(value: str) -> float | str:
     try:
         return float(value)
     except (TypeError, ValueError):

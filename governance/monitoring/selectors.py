@@ -3,8 +3,8 @@
 from django.db.models import Count, Q, QuerySet
 
 from governance.access.models import Project
-from governance.monitoring.errors import MonitorNotFound
-from governance.monitoring.models import DriftAlert, DriftCheck, FeatureDrift, Monitor
+from governance.monitoring.errors import BatchNotFound, MonitorNotFound
+from governance.monitoring.models import Batch, DriftAlert, DriftCheck, FeatureDrift, Monitor
 from governance.registry.models import DatasetVersion
 
 UNRESOLVED = ~Q(state=DriftAlert.State.RESOLVED)
@@ -56,3 +56,41 @@ def features_of(check: DriftCheck | None) -> list[FeatureDrift]:
 def kept_tables(project: Project) -> QuerySet[DatasetVersion]:
     """Tables of the project Quorum keeps: what a monitor may take as its reference."""
     return DatasetVersion.objects.filter(project=project, stored=True).order_by("-created_at")
+
+
+def batches_of(monitor: Monitor, limit: int = 50) -> list[Batch]:
+    """The monitor's latest batches, newest first, with their quality but not the full
+    data-quality report (read one batch for that)."""
+    return list(
+        Batch.objects.filter(monitor=monitor)
+        .select_related("received_by")
+        .defer("quality")
+        .order_by("-received_at", "-id")[:limit]
+    )
+
+
+def batch_of(monitor: Monitor, batch_id: int) -> Batch:
+    """One batch of the monitor, with its data and labels. Raises BatchNotFound, also for a
+    batch of another monitor."""
+    batch = (
+        Batch.objects.filter(monitor=monitor, pk=batch_id)
+        .select_related("dataset", "labels", "received_by")
+        .first()
+    )
+    if batch is None:
+        raise BatchNotFound
+    batch.monitor = monitor
+    return batch
+
+
+def batch_in(projects: QuerySet[Project], batch_id: int) -> Batch:
+    """A batch of a monitor in one of `projects`, with its monitor and project. Raises
+    BatchNotFound otherwise."""
+    batch = (
+        Batch.objects.filter(pk=batch_id, monitor__project__in=projects)
+        .select_related("monitor__project", "monitor__reference", "dataset", "labels")
+        .first()
+    )
+    if batch is None:
+        raise BatchNotFound("No such batch.")
+    return batch

@@ -119,6 +119,26 @@ class Mlflow:
 
         return self._call(read)
 
+    def load_model(self, uri: str) -> object:
+        """The model at `uri` (`models:/name/version`, `runs:/…` or a source URI) as an MLflow
+        pyfunc model, downloaded from this server's store rather than the process-wide one."""
+        import tempfile
+
+        import mlflow.pyfunc
+        from mlflow.artifacts import download_artifacts
+
+        def load() -> object:
+            with tempfile.TemporaryDirectory(prefix="quorum-model-") as folder:
+                path = download_artifacts(
+                    artifact_uri=uri,
+                    dst_path=folder,
+                    tracking_uri=self.tracking_uri,
+                    registry_uri=self.tracking_uri,
+                )
+                return mlflow.pyfunc.load_model(path)
+
+        return self._call(load)
+
     # Writes, used when an approval moves an alias
 
     def set_alias(self, model: str, alias: str, version: int) -> None:
