@@ -781,9 +781,7 @@ class _Models:
                     "monitor has no model version to compute them.",
                     fields={"prediction_column": ["not in the data, and no model version"]},
                 )
-            self._loaded = Mlflow().load_model(
-                f"models:/{self.version.model.name}/{self.version.version}"
-            )
+            self._loaded = Mlflow().load_model(self.version.model.name, self.version.version)
         return self._loaded
 
 

@@ -119,21 +119,20 @@ class Mlflow:
 
         return self._call(read)
 
-    def load_model(self, uri: str) -> object:
-        """The model at `uri` (`models:/name/version`, `runs:/…` or a source URI) as an MLflow
-        pyfunc model, downloaded from this server's store rather than the process-wide one."""
+    def load_model(self, name: str, version: int) -> object:
+        """A registered model version as an MLflow pyfunc model. Its artifacts are found
+        through this client and read from where they lie, so no process-wide store is used
+        (MLflow resolves `models:/` URIs against the default registry)."""
         import tempfile
 
         import mlflow.pyfunc
         from mlflow.artifacts import download_artifacts
 
         def load() -> object:
+            location = self.client.get_model_version_download_uri(name, str(version))
             with tempfile.TemporaryDirectory(prefix="quorum-model-") as folder:
                 path = download_artifacts(
-                    artifact_uri=uri,
-                    dst_path=folder,
-                    tracking_uri=self.tracking_uri,
-                    registry_uri=self.tracking_uri,
+                    artifact_uri=location, dst_path=folder, tracking_uri=self.tracking_uri
                 )
                 return mlflow.pyfunc.load_model(path)
 
