@@ -6,11 +6,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from dashboard import charts
 from dashboard.views.registry import _common
 from governance.access.roles import Capability
 from governance.errors import DomainError, InvalidInput
 from governance.fairness import selectors as fairness_selectors
 from governance.monitoring import quality, selectors, services
+from governance.monitoring.models import Monitor
 from governance.registry.models import ModelVersion
 
 
@@ -48,6 +50,7 @@ def monitors(request: HttpRequest, slug: str) -> HttpResponse:
                 reference=reference,
                 version=version,
                 categorical=categorical,
+                **{field: request.POST.get(field, "") for field in QUALITY_FIELDS},
             )
         except DomainError as exc:
             error, status = exc.message, exc.status
@@ -62,10 +65,14 @@ def monitors(request: HttpRequest, slug: str) -> HttpResponse:
             .select_related("model")
             .order_by("model__name", "-version"),
             "may_manage": Capability.MANAGE_MONITORING in context["capabilities"],
+            "tasks": Monitor.Task.choices,
             "error": error,
         }
     )
     return render(request, "monitoring/monitors.html", context, status=status)
+
+
+QUALITY_FIELDS = ("task", "label_column", "prediction_column", "positive_label", "id_column")
 
 
 def _number(text: str, field: str) -> int:
@@ -96,8 +103,13 @@ def monitor(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             return redirect("monitor", slug=slug, pk=pk)
     checks = selectors.checks_of(found)
     latest = next((c for c in checks if c.state == "done"), None)
+    batches = selectors.batches_of(found)
     context.update(
         {
+            "batches": batches,
+            "quality_chart": charts.quality_over_time(
+                batches, found.reference_quality.get("metrics") or {}
+            ),
             "monitor": found,
             "checks": checks,
             "latest": latest,
