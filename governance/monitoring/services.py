@@ -210,7 +210,7 @@ def run_drift_check(*, check_id: int) -> DriftCheck:
             tables.load(settings.DATA_DIR, check.batch.dataset.sha256),
         )
         result = stats.drift(
-            reference, current, categorical=monitor.categorical or None, bins=monitor.bins
+            reference, current, categorical=_categorical(monitor, reference), bins=monitor.bins
         )
         decision = stats.decide(result, monitor.thresholds)
     except (DomainError, FileNotFoundError) as error:
@@ -483,6 +483,14 @@ def _compared(monitor: Monitor, reference: object, current: object) -> tuple[obj
     return reference.select(shared), current.select(shared)
 
 
+def _categorical(monitor: Monitor, compared: object) -> list[str] | None:
+    """The monitor's categorical columns among those compared (the labels may be absent);
+    None when it names none, so that the engines decide by type."""
+    if not monitor.categorical:
+        return None
+    return [c for c in monitor.categorical if c in compared.column_names]
+
+
 def _enqueue_data_quality(batch_id: int) -> None:
     from governance.monitoring.tasks import check_data_quality  # it imports this module
 
@@ -508,7 +516,7 @@ def check_data_quality(*, batch_id: int) -> Batch:
         report = quality.data_quality(
             reference,
             current,
-            categorical=[c for c in monitor.categorical if c in reference.column_names] or None,
+            categorical=_categorical(monitor, reference),
             thresholds=quality.thresholds_of(monitor.thresholds),
         )
         body, passed, problems = json_safe(report.as_dict()), report.passed, report.problems

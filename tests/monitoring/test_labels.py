@@ -399,3 +399,31 @@ def test_labels_that_cannot_be_measured_fail_the_measure_with_the_reason(project
     assert batch.model_quality_state == "failed"
     assert "No row has both a label and a prediction" in batch.model_quality_error
     assert AuditEvent.objects.filter(action="batch.model_quality_failed").exists()
+
+
+def test_a_categorical_label_column_the_batch_lacks_leaves_drift_and_quality_alone(
+    project, scientist
+):
+    frame = applicants(300, seed=15).drop(columns="id")
+    frame["outcome"] = np.where(frame.pop("default") == 1, "default", "repaid")
+    frame["predicted"] = np.where(frame["predicted"] == 1, "default", "repaid")
+    monitor = services.create_monitor(
+        actor=scientist,
+        project=project,
+        name="text labels",
+        reference=keep(project, scientist, frame, name="text"),
+        categorical=["outcome", "predicted"],
+        task="classification",
+        label_column="outcome",
+        prediction_column="predicted",
+        positive_label="default",
+    )
+    batch = send(monitor, scientist, frame.drop(columns="outcome"))
+    assert services.run_drift_check(check_id=batch.checks.get().pk).state == "done"
+    assert services.check_data_quality(batch_id=batch.pk).quality_passed is True
+    label(batch, scientist, frame[["outcome"]])
+    batch = services.compute_model_quality(batch_id=batch.pk)
+    assert batch.model_quality["positive_label"] == "default"
+    assert batch.model_quality["metrics"]["accuracy"] == pytest.approx(
+        (frame["outcome"] == frame["predicted"]).mean()
+    )

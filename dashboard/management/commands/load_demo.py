@@ -193,6 +193,7 @@ class Command(BaseCommand):
             )
             # Checked here, so the demo shows them at once; the worker finds them done.
             monitoring.run_drift_check(check_id=added.checks.get().pk)
+            monitoring.check_data_quality(batch_id=added.pk)
         evaluation = registry.keep_table(
             actor=sam,
             project=project,
