@@ -164,6 +164,15 @@ def test_the_drift_check_compares_what_the_batch_shares_without_ids(monitor, sci
             "positive_label",
         ),
         ({"task": "classification", "label_column": "x" * 300}, "label_column"),
+        (
+            {
+                "task": "classification",
+                "label_column": "default",
+                "prediction_column": "predicted",
+                "id_column": "predicted",
+            },
+            "id_column",
+        ),
         ({"thresholds": {"quality": {"metric_drop": "big"}}}, "quality.metric_drop"),
     ],
 )
@@ -317,6 +326,11 @@ def test_a_regression_is_measured_by_its_errors(project, scientist):
             "50 ids are not rows of batch",
         ),
         (lambda d: d.iloc[:0][["id", "default"]], UnreadableTable, "no rows"),
+        (
+            lambda d: d[["id", "default"]].assign(id=[None, *d["id"].iloc[1:]]),
+            LabelsMismatch,
+            "1 labels have no id",
+        ),
     ],
 )
 def test_bad_labels_are_refused_and_nothing_changes(monitor, scientist, make, error, words):
@@ -427,3 +441,18 @@ def test_a_categorical_label_column_the_batch_lacks_leaves_drift_and_quality_alo
     assert batch.model_quality["metrics"]["accuracy"] == pytest.approx(
         (frame["outcome"] == frame["predicted"]).mean()
     )
+
+
+def test_a_regression_of_a_text_column_is_refused(project, scientist):
+    reference = keep(project, scientist, applicants(50), name="with ids")
+    with pytest.raises(InvalidInput) as refused:
+        services.create_monitor(
+            actor=scientist,
+            project=project,
+            name="prices",
+            reference=reference,
+            task="regression",
+            label_column="id",
+            prediction_column="predicted",
+        )
+    assert "A regression needs numbers" in refused.value.fields["label_column"][0]

@@ -111,6 +111,42 @@ def test_a_monitor_without_predictions_loads_its_model_from_mlflow(
     assert monitor.reference_quality["metrics"]["roc_auc"] > 0.7
 
 
+def test_a_model_whose_inputs_the_data_lacks_fails_the_measure_naming_them(
+    project, scientist, scoring_version
+):
+    data = demo.credit_applicants()
+    columns = [c for c in [*FEATURES, data.target] if c != "open_accounts"]
+    reference = registry.keep_table(
+        actor=scientist,
+        project=project,
+        name="fewer columns",
+        table=pa.Table.from_pandas(data.train[columns], preserve_index=False),
+        source="train.parquet",
+    )
+    monitor = services.create_monitor(
+        actor=scientist,
+        project=project,
+        name="short of inputs",
+        reference=reference,
+        version=scoring_version,
+        task="classification",
+        label_column=data.target,
+    )
+    rows = data.test[columns].iloc[:50]
+    batch = services.add_batch(
+        actor=scientist,
+        monitor=monitor,
+        content=csv_of(rows.drop(columns=data.target)),
+        filename="b.csv",
+    )
+    services.add_labels(
+        actor=scientist, batch=batch, content=csv_of(rows[[data.target]]), filename="l.csv"
+    )
+    batch = services.compute_model_quality(batch_id=batch.pk)
+    assert batch.model_quality_state == "failed"
+    assert "The model needs columns the data lacks: open_accounts" in batch.model_quality_error
+
+
 def test_labels_for_a_batch_end_in_metrics_measured_by_the_worker(celery_worker):
     admin = UserFactory(username="ada", is_superuser=True, is_staff=True)
     project = make_project(admin=admin, owner=UserFactory(username="olivia"))
