@@ -597,8 +597,8 @@ def add_labels(*, actor: AbstractBaseUser, batch: Batch, content: BinaryIO, file
             table=table,
             source=filename,
         )
-        batch = Batch.objects.select_for_update().select_related("labels").get(pk=batch.pk)
-        before = batch.labels.sha256 if batch.labels else None
+        batch = Batch.objects.select_for_update().get(pk=batch.pk)
+        before = batch.labels.sha256 if batch.labels_id else None
         batch.labels, batch.labels_received_at = dataset, timezone.now()
         batch.model_quality_state, batch.model_quality = QualityState.QUEUED, {}
         batch.model_quality_error, batch.model_quality_at = "", None
