@@ -39,6 +39,7 @@ from governance.monitoring.errors import (
     LengthMismatch,
     NoValues,
     TypeMismatch,
+    UnsupportedType,
 )
 
 NUMERIC = "numeric"
@@ -254,7 +255,15 @@ def data_quality(
 def _frame(data: Any, label: str) -> pd.DataFrame:
     if isinstance(data, pd.DataFrame):
         frame = data
-    elif type(data).__module__.startswith("pyarrow") and hasattr(data, "to_pandas"):
+    elif type(data).__module__.startswith("pyarrow") and hasattr(data, "schema"):
+        import pyarrow as pa
+
+        nested = [f.name for f in data.schema if pa.types.is_nested(f.type)]
+        if nested:
+            raise UnsupportedType(
+                f"Columns of lists or records cannot be checked: {', '.join(nested)}.",
+                fields={name: [f"holds lists or records in the {label} data"] for name in nested},
+            )
         frame = data.to_pandas()
     else:
         raise InvalidParameter(

@@ -18,6 +18,7 @@ from governance.monitoring.errors import (
     LengthMismatch,
     NoValues,
     TypeMismatch,
+    UnsupportedType,
 )
 
 
@@ -122,6 +123,12 @@ def test_named_categorical_columns_are_compared_by_category():
         (reference(), reference().iloc[:0], EmptyData, "current"),
         (reference(), pd.DataFrame({"other": [1]}), EmptyData, "columns"),
         (reference(), [1, 2], InvalidParameter, "current"),
+        (
+            pa.table({"age": [[1.0, 2.0]]}),
+            pa.table({"age": [[1.0]]}),
+            UnsupportedType,
+            "age",
+        ),
     ],
 )
 def test_data_it_cannot_compare_is_refused_naming_why(ref, cur, error, field):
