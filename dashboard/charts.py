@@ -290,4 +290,43 @@ def bias_group_rates(groups: list[dict], policy: Mapping[str, object]) -> dict |
         _limit_line(figure, odds_ratio * max(fprs), f"FPR ratio floor ({odds_ratio:g})", "#d35400")
     figure.update_yaxes(title="rate", range=[0, 1.05])
     figure.update_layout(barmode="group", hovermode="closest")
+
+
+def quality_over_time(batches: list, reference: Mapping[str, object]) -> dict | None:
+    """Each model-quality metric per measured batch over time, and the reference's value of
+    it as a dotted line in the same colour."""
+    from plotly.colors import qualitative
+
+    from governance.monitoring.quality import METRIC_NAMES
+
+    measured = sorted(
+        (b for b in batches if b.model_quality_state == "done" and b.model_quality.get("metrics")),
+        key=lambda b: (b.received_at, b.pk),
+    )
+    if not measured:
+        return None
+    names = list(dict.fromkeys(m for b in measured for m in b.model_quality["metrics"]))
+    when = [b.received_at.isoformat() for b in measured]
+    figure = go.Figure()
+    palette = qualitative.Plotly
+    for n, name in enumerate(names):
+        colour, label = palette[n % len(palette)], METRIC_NAMES.get(name, name)
+        figure.add_scatter(
+            x=when,
+            y=[_number(b.model_quality["metrics"].get(name)) for b in measured],
+            mode="lines+markers",
+            name=label,
+            line={"color": colour},
+            text=[f"batch {b.pk}" for b in measured],
+        )
+        value = _number(reference.get(name))
+        if value is not None:
+            figure.add_scatter(
+                x=[when[0], when[-1]],
+                y=[value, value],
+                mode="lines",
+                name=f"{label} (reference)",
+                line={"color": colour, "dash": "dot"},
+            )
+    figure.update_xaxes(title="batch received")
     return _figure(figure)

@@ -206,6 +206,11 @@ urlpatterns = [
         {"to": "resolve"},
         name="alert_resolve",
     ),
+    path(
+        "projects/<slug:slug>/monitors/<int:pk>/batches/<int:batch_id>/",
+        monitoring.batch,
+        name="monitor_batch",
+    ),
     path("audit/", audit.trail, name="audit_trail"),
     path("audit/export/", audit.export, name="audit_export"),
     path("audit/exports/<int:seq>/manifest.json", audit.manifest, name="audit_manifest"),

@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from dashboard.api import access, approvals, audit, fairness, notify, registry
+from dashboard.api import access, approvals, audit, fairness, labels, notify, registry
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -29,6 +29,8 @@ urlpatterns = [
         approvals.DecisionView.as_view(),
         name="api-approval-decisions",
     ),
+    path("batches/<int:pk>/", labels.BatchView.as_view(), name="api-batch"),
+    path("batches/<int:pk>/labels/", labels.LabelsView.as_view(), name="api-batch-labels"),
     path("notifications/", notify.NotificationListView.as_view(), name="api-notifications"),
     path(
         "notifications/read-all/",

@@ -12,7 +12,7 @@ from dashboard import charts
 from dashboard.views.registry import _common
 from governance.access.roles import Capability
 from governance.errors import DomainError, InvalidInput
-from governance.monitoring import selectors, services, stats
+from governance.monitoring import quality, selectors, services, stats
 from governance.monitoring.models import DriftCheck, Monitor
 from governance.registry.models import ModelVersion
 
@@ -51,6 +51,7 @@ def monitors(request: HttpRequest, slug: str) -> HttpResponse:
                 reference=reference,
                 version=version,
                 categorical=categorical,
+                **{field: request.POST.get(field, "") for field in QUALITY_FIELDS},
             )
         except DomainError as exc:
             error, status = exc.message, exc.status
@@ -65,10 +66,14 @@ def monitors(request: HttpRequest, slug: str) -> HttpResponse:
             .select_related("model")
             .order_by("model__name", "-version"),
             "may_manage": Capability.MANAGE_MONITORING in context["capabilities"],
+            "tasks": Monitor.Task.choices,
             "error": error,
         }
     )
     return render(request, "monitoring/monitors.html", context, status=status)
+
+
+QUALITY_FIELDS = ("task", "label_column", "prediction_column", "positive_label", "id_column")
 
 
 def _number(text: str, field: str) -> int:
@@ -100,8 +105,13 @@ def monitor(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     checks = selectors.checks_of(found)
     latest = next((c for c in checks if c.state == "done"), None)
     features = selectors.features_of(latest)
+    batches = selectors.batches_of(found)
     context.update(
         {
+            "batches": batches,
+            "quality_chart": charts.quality_over_time(
+                batches, found.reference_quality.get("metrics") or {}
+            ),
             "monitor": found,
             "checks": checks,
             "latest": latest,
@@ -169,3 +179,52 @@ def alert_move(request: HttpRequest, slug: str, pk: int, alert_id: int, to: str)
         word = "acknowledged" if to == "acknowledge" else "resolved"
         messages.success(request, f"Alert on {alert.feature} {word}.")
     return redirect("monitor", slug=slug, pk=pk)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def batch(request: HttpRequest, slug: str, pk: int, batch_id: int) -> HttpResponse:
+    """A batch: its data-quality report, its labels, and the model's quality on it against the
+    reference; those who manage monitoring send the labels here."""
+    context = _common(request, slug, "monitors")
+    found = selectors.monitor_of(context["project"], pk)
+    chosen = selectors.batch_of(found, batch_id)
+    error, status = "", 200
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        try:
+            if upload is None:
+                raise InvalidInput("Choose a CSV or Parquet file of labels to send.")
+            services.add_labels(
+                actor=request.user, batch=chosen, content=upload, filename=upload.name
+            )
+        except DomainError as exc:
+            error, status = exc.message, exc.status
+        else:
+            messages.success(request, "Labels received; measuring the model on them.")
+            return redirect("monitor_batch", slug=slug, pk=pk, batch_id=batch_id)
+    report = chosen.quality or {}
+    measured = chosen.model_quality or {}
+    reference = found.reference_quality.get("metrics") or {}
+    context.update(
+        {
+            "monitor": found,
+            "batch": chosen,
+            "report": report,
+            "report_columns": list((report.get("columns") or {}).values()),
+            "metrics": [
+                {
+                    "name": quality.METRIC_NAMES.get(name, name),
+                    "value": value,
+                    "reference": reference.get(name),
+                    "degraded": (measured.get("degraded") or {}).get(name, ""),
+                }
+                for name, value in (measured.get("metrics") or {}).items()
+            ],
+            "measured": measured,
+            "reference_error": found.reference_quality.get("error", ""),
+            "may_manage": Capability.MANAGE_MONITORING in context["capabilities"],
+            "error": error,
+        }
+    )
+    return render(request, "monitoring/batch.html", context, status=status)

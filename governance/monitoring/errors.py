@@ -41,6 +41,11 @@ class InvalidThresholds(InvalidInput):
     default_message = "The drift thresholds are not valid."
 
 
+class LengthMismatch(InvalidInput):
+    code = "length_mismatch"
+    default_message = "The labels and the predictions differ in number."
+
+
 # Monitors, batches and alerts
 
 
@@ -68,3 +73,32 @@ class AlertNotOpen(Conflict):
 
 class CommentRequired(errors.CommentRequired):
     default_message = "Say what was found or done: a comment is needed."
+
+
+# Labels and model quality
+
+
+class BatchNotFound(NotFound):
+    code = "batch_not_found"
+    default_message = "No such batch on this monitor."
+
+
+class LabelsMismatch(InvalidInput):
+    """Labels that cannot be matched to the batch's rows: counts, ids or columns differ."""
+
+    code = "labels_mismatch"
+    default_message = "The labels do not match the batch's rows."
+
+
+class NoModelQuality(InvalidInput):
+    """The monitor cannot measure its model: no task, label column or way to predict."""
+
+    code = "no_model_quality"
+    default_message = "This monitor does not measure model quality."
+
+
+class PredictionFailed(InvalidInput):
+    """The model version would not load or predict on the batch's rows."""
+
+    code = "prediction_failed"
+    default_message = "The model could not predict on this data."

@@ -15,6 +15,10 @@ from governance.registry.models import DatasetVersion, ModelVersion
 
 
 class Monitor(models.Model):
+    class Task(models.TextChoices):
+        CLASSIFICATION = "classification", "Classification"
+        REGRESSION = "regression", "Regression"
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="monitors")
     name = models.CharField(max_length=200)
     version = models.ForeignKey(
@@ -34,6 +38,28 @@ class Monitor(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # Model quality, once labels arrive: what the model does, and where to find the truth and
+    # its predictions. No task: the monitor watches the data only.
+    task = models.CharField(max_length=16, choices=Task.choices, blank=True)
+    label_column = models.CharField(
+        max_length=250, blank=True, help_text="The reference's column of true labels."
+    )
+    prediction_column = models.CharField(
+        max_length=250,
+        blank=True,
+        help_text="The batches' column of predictions; blank: the model version computes them.",
+    )
+    positive_label = models.CharField(
+        max_length=200, blank=True, help_text="The positive class (default: the last in order)."
+    )
+    id_column = models.CharField(
+        max_length=250,
+        blank=True,
+        help_text="Labels join a batch's rows by it; blank: labels come in the batch's order.",
+    )
+    reference_quality = models.JSONField(
+        default=dict, blank=True, help_text="The model's quality on the reference, once."
+    )
 
     class Meta:
         ordering = ["project", "name"]
@@ -43,6 +69,13 @@ class Monitor(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class QualityState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
 
 
 class Batch(models.Model):
@@ -59,6 +92,18 @@ class Batch(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     received_at = models.DateTimeField(default=timezone.now)
+    # Data quality, checked on arrival; None until then.
+    quality = models.JSONField(default=dict, blank=True, help_text="The data-quality report.")
+    quality_passed = models.BooleanField(null=True)
+    # Model quality, once the batch's labels arrive.
+    labels = models.ForeignKey(
+        DatasetVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    labels_received_at = models.DateTimeField(null=True, blank=True)
+    model_quality_state = models.CharField(max_length=16, choices=QualityState.choices, blank=True)
+    model_quality = models.JSONField(default=dict, blank=True)
+    model_quality_error = models.TextField(blank=True)
+    model_quality_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]

@@ -4,8 +4,8 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 
 from governance.access.models import Project
-from governance.monitoring.errors import MonitorNotFound
-from governance.monitoring.models import DriftAlert, DriftCheck, FeatureDrift, Monitor
+from governance.monitoring.errors import BatchNotFound, MonitorNotFound
+from governance.monitoring.models import Batch, DriftAlert, DriftCheck, FeatureDrift, Monitor
 from governance.registry.models import DatasetVersion
 
 UNRESOLVED = ~Q(state=DriftAlert.State.RESOLVED)
@@ -70,3 +70,41 @@ def feature_result(check: DriftCheck, feature: str) -> dict | None:
     check's JSON without loading the other features' into Python."""
     figures = KeyTransform(feature, KeyTransform("features", "result"))
     return DriftCheck.objects.filter(pk=check.pk).values_list(figures, flat=True).first()
+
+
+def batches_of(monitor: Monitor, limit: int = 50) -> list[Batch]:
+    """The monitor's latest batches, newest first, with their quality but not the full
+    data-quality report (read one batch for that)."""
+    return list(
+        Batch.objects.filter(monitor=monitor)
+        .select_related("received_by")
+        .defer("quality")
+        .order_by("-received_at", "-id")[:limit]
+    )
+
+
+def batch_of(monitor: Monitor, batch_id: int) -> Batch:
+    """One batch of the monitor, with its data and labels. Raises BatchNotFound, also for a
+    batch of another monitor."""
+    batch = (
+        Batch.objects.filter(monitor=monitor, pk=batch_id)
+        .select_related("dataset", "labels", "received_by")
+        .first()
+    )
+    if batch is None:
+        raise BatchNotFound
+    batch.monitor = monitor
+    return batch
+
+
+def batch_in(projects: QuerySet[Project], batch_id: int) -> Batch:
+    """A batch of a monitor in one of `projects`, with its monitor and project. Raises
+    BatchNotFound otherwise."""
+    batch = (
+        Batch.objects.filter(pk=batch_id, monitor__project__in=projects)
+        .select_related("monitor__project", "monitor__reference", "dataset", "labels")
+        .first()
+    )
+    if batch is None:
+        raise BatchNotFound("No such batch.")
+    return batch

@@ -15,19 +15,31 @@ from governance.access.permissions import require
 from governance.access.roles import Capability
 from governance.audit.services import SystemActor, record
 from governance.errors import DomainError, InvalidInput
-from governance.monitoring import stats
+from governance.monitoring import quality, stats
 from governance.monitoring.errors import (
     AlertNotOpen,
     CommentRequired,
+    LabelsMismatch,
     MonitorNameTaken,
+    NoModelQuality,
     NotATable,
+    PredictionFailed,
 )
-from governance.monitoring.models import Batch, DriftAlert, DriftCheck, FeatureDrift, Monitor
+from governance.monitoring.models import (
+    Batch,
+    DriftAlert,
+    DriftCheck,
+    FeatureDrift,
+    Monitor,
+    QualityState,
+)
 from governance.notify.kinds import Kind
 from governance.notify.services import notify
 from governance.plain import json_safe
 from governance.registry import services as registry
 from governance.registry import tables
+from governance.registry.errors import MlflowUnavailable, SchemaMismatch
+from governance.registry.mlflow_client import Mlflow
 from governance.registry.models import DatasetVersion, ModelVersion
 
 MONITORING = SystemActor("monitoring")
@@ -45,6 +57,11 @@ def create_monitor(
     categorical: list[str] | None = None,
     thresholds: dict | None = None,
     bins: int = 10,
+    task: str = "",
+    label_column: str = "",
+    prediction_column: str = "",
+    positive_label: str = "",
+    id_column: str = "",
 ) -> Monitor:
     """Watch the data a model sees against a reference table of the project.
 
@@ -70,6 +87,16 @@ def create_monitor(
             fields={"categorical": [f"unknown column {c!r}" for c in unknown]},
         )
     stats.Thresholds.from_mapping(thresholds or {})  # raises InvalidThresholds, naming keys
+    quality.thresholds_of(thresholds)  # and the `quality` key's
+    settings_of_quality = _quality_settings(
+        reference=reference,
+        version=version,
+        task=task,
+        label_column=label_column,
+        prediction_column=prediction_column,
+        positive_label=positive_label,
+        id_column=id_column,
+    )
     if isinstance(bins, bool) or not isinstance(bins, int) or not 2 <= bins <= MAX_BINS:
         raise InvalidInput(fields={"bins": [f"A whole number from 2 to {MAX_BINS}."]})
     try:
@@ -83,6 +110,7 @@ def create_monitor(
                 thresholds=thresholds or {},
                 bins=bins,
                 created_by=actor,
+                **settings_of_quality,
             )
             monitor.subscribers.add(actor)
             record(
@@ -96,6 +124,7 @@ def create_monitor(
                         "reference": str(reference),
                         "version": str(version) if version else None,
                         "thresholds": thresholds or {},
+                        **{k: v for k, v in settings_of_quality.items() if v},
                     }
                 },
             )
@@ -123,7 +152,7 @@ def add_batch(
     if source not in Batch.Source.values:
         raise InvalidInput(fields={"source": [f"One of {', '.join(Batch.Source.values)}."]})
     table = tables.read(content, filename, limit=settings.QUORUM_MAX_DATASET_BYTES)
-    tables.check_against(table, monitor.reference.schema)
+    tables.check_against(table, _batch_schema(monitor, table))
     with transaction.atomic():
         dataset = registry.keep_table(
             actor=actor,
@@ -151,8 +180,9 @@ def add_batch(
                     "source": source,
                 },
             )
-            check_id = check.pk
+            check_id, batch_id = check.pk, batch.pk
             transaction.on_commit(lambda: _enqueue_check(check_id))
+            transaction.on_commit(lambda: _enqueue_data_quality(batch_id))
     return batch
 
 
@@ -174,10 +204,13 @@ def run_drift_check(*, check_id: int) -> DriftCheck:
         check.save(update_fields=["state", "started_at"])
     monitor = Monitor.objects.select_related("reference", "project").get(pk=check.monitor_id)
     try:
-        reference = tables.load(settings.DATA_DIR, monitor.reference.sha256)
-        current = tables.load(settings.DATA_DIR, check.batch.dataset.sha256)
+        reference, current = _compared(
+            monitor,
+            tables.load(settings.DATA_DIR, monitor.reference.sha256),
+            tables.load(settings.DATA_DIR, check.batch.dataset.sha256),
+        )
         result = stats.drift(
-            reference, current, categorical=monitor.categorical or None, bins=monitor.bins
+            reference, current, categorical=_categorical(monitor, reference), bins=monitor.bins
         )
         decision = stats.decide(result, monitor.thresholds)
     except (DomainError, FileNotFoundError) as error:
@@ -258,7 +291,16 @@ def _keep(
 
 def _alert(check: DriftCheck, monitor: Monitor, decision: stats.DriftDecision) -> list[DriftAlert]:
     """Open an alert per newly drifted feature; a feature already alerting is seen again."""
-    drifted = {name: f for name, f in decision.features.items() if f.drifted}
+    return _open_alerts(
+        check, monitor, {name: f.reasons for name, f in decision.features.items() if f.drifted}
+    )
+
+
+def _open_alerts(
+    check: DriftCheck, monitor: Monitor, drifted: dict[str, list[str]]
+) -> list[DriftAlert]:
+    """One alert per feature (or `quality:<metric>`) until it is resolved: a new one for each
+    name not alerting yet; one alerting already is seen again, with the new reasons."""
     if not drifted:
         return []
     standing = {
@@ -268,22 +310,21 @@ def _alert(check: DriftCheck, monitor: Monitor, decision: stats.DriftDecision) -
         .exclude(state=DriftAlert.State.RESOLVED)
     }
     opened = []
-    for name, feature in drifted.items():
+    for name, reasons in drifted.items():
         if name in standing:
             alert = standing[name]
-            alert.last_seen, alert.reasons = check, feature.reasons
+            alert.last_seen, alert.reasons = check, reasons
             alert.save(update_fields=["last_seen", "reasons"])
             continue
         alert = DriftAlert.objects.create(
-            monitor=monitor, feature=name, opened_by=check, last_seen=check,
-            reasons=feature.reasons,
-        )  # fmt: skip
+            monitor=monitor, feature=name, opened_by=check, last_seen=check, reasons=reasons
+        )
         record(
             actor=MONITORING,
             action="drift_alert.opened",
             target=alert,
             project=monitor.project,
-            payload={"monitor": monitor.name, "feature": name, "reasons": feature.reasons},
+            payload={"monitor": monitor.name, "feature": name, "reasons": reasons},
         )
         opened.append(alert)
     return opened
@@ -352,3 +393,504 @@ def watch_monitor(*, actor: AbstractBaseUser, monitor: Monitor, on: bool = True)
     else:
         monitor.subscribers.remove(actor)
     return on
+
+
+# Data quality, labels and model quality
+
+
+def _quality_settings(
+    *,
+    reference: DatasetVersion,
+    version: ModelVersion | None,
+    task: str,
+    label_column: str,
+    prediction_column: str,
+    positive_label: str,
+    id_column: str,
+) -> dict[str, str]:
+    """The monitor's model-quality settings, checked against its reference. Raises
+    InvalidInput naming the field."""
+    task, label_column = (task or "").strip(), (label_column or "").strip()
+    prediction_column, id_column = (prediction_column or "").strip(), (id_column or "").strip()
+    positive_label = (positive_label or "").strip()
+    chosen = {
+        "task": task,
+        "label_column": label_column,
+        "prediction_column": prediction_column,
+        "positive_label": positive_label,
+        "id_column": id_column,
+    }
+    for field, value in chosen.items():
+        if len(value) > (200 if field == "positive_label" else 250):
+            raise InvalidInput(fields={field: ["Too long: at most 250 characters."]})
+    if task and task not in Monitor.Task.values:
+        raise InvalidInput(fields={"task": [f"One of {', '.join(Monitor.Task.values)}."]})
+    if not task:
+        given = [field for field, value in chosen.items() if value]
+        if given:
+            raise InvalidInput(
+                "Say whether the model classifies or regresses to measure its quality.",
+                fields={"task": [f"needed with {', '.join(given)}"]},
+            )
+        return chosen
+    kinds = {c["name"]: c["kind"] for c in reference.schema.get("columns", [])}
+    if not label_column:
+        raise InvalidInput(fields={"label_column": ["Name the reference's column of labels."]})
+    if label_column not in kinds:
+        raise InvalidInput(
+            f"The reference has no column {label_column!r}.",
+            fields={"label_column": [f"not a column of the reference: {', '.join(kinds)}"]},
+        )
+    if task == Monitor.Task.REGRESSION and kinds[label_column] != "numeric":
+        raise InvalidInput(
+            fields={
+                "label_column": [f"A regression needs numbers; it holds {kinds[label_column]}."]
+            }
+        )
+    if task == Monitor.Task.REGRESSION and positive_label:
+        raise InvalidInput(fields={"positive_label": ["Only a classification has one."]})
+    if not prediction_column and version is None:
+        raise InvalidInput(
+            "Name the column of predictions, or choose the model version to compute them.",
+            fields={"prediction_column": ["needed when no model version is chosen"]},
+        )
+    clashes = {
+        "prediction_column": prediction_column == label_column,
+        "id_column": id_column in {label_column, prediction_column},
+    }
+    for field, clash in clashes.items():
+        if chosen[field] and clash:
+            raise InvalidInput(fields={field: ["Must differ from the other columns."]})
+    return chosen
+
+
+def _batch_schema(monitor: Monitor, table: object) -> dict:
+    """What a batch must hold: the reference's columns, where the labels may be missing (they
+    come later), plus the monitor's id and prediction columns when the reference lacks them."""
+    columns = list(monitor.reference.schema.get("columns", []))
+    names = set(table.column_names)
+    if monitor.label_column and monitor.label_column not in names:
+        columns = [c for c in columns if c["name"] != monitor.label_column]
+    present = {c["name"] for c in columns}
+    for role, name in (("id", monitor.id_column), ("prediction", monitor.prediction_column)):
+        if not name or name in present:
+            continue
+        if name not in names:
+            raise SchemaMismatch(
+                f"Column {name!r}: missing: the monitor reads the {role}s from it.",
+                fields={name: [f"missing: the monitor reads the {role}s from this column"]},
+            )
+        kind = tables.kind_of(table.schema.field(name).type)
+        columns.append({"name": name, "kind": kind})
+    return {"columns": columns}
+
+
+def _compared(monitor: Monitor, reference: object, current: object) -> tuple[object, object]:
+    """The columns a batch shares with the reference, in the reference's order, without the id
+    column (an id drifts by design)."""
+    names = set(current.column_names)
+    shared = [c for c in reference.column_names if c in names and c != monitor.id_column]
+    return reference.select(shared), current.select(shared)
+
+
+def _categorical(monitor: Monitor, compared: object) -> list[str] | None:
+    """The monitor's categorical columns among those compared (the labels may be absent);
+    None when it names none, so that the engines decide by type."""
+    if not monitor.categorical:
+        return None
+    return [c for c in monitor.categorical if c in compared.column_names]
+
+
+def _enqueue_data_quality(batch_id: int) -> None:
+    from governance.monitoring.tasks import check_data_quality  # it imports this module
+
+    check_data_quality.delay(batch_id=batch_id)
+
+
+def check_data_quality(*, batch_id: int) -> Batch:
+    """Report the batch's data quality against the reference and keep it on the batch; a
+    failing report tells the monitor's subscribers. Idempotent: a checked batch is returned as
+    it is. Data the engine cannot read fails the report with the reason."""
+    batch = Batch.objects.select_related("monitor__reference", "monitor__project", "dataset").get(
+        pk=batch_id
+    )
+    if batch.quality_passed is not None:
+        return batch
+    monitor = batch.monitor
+    try:
+        reference, current = _compared(
+            monitor,
+            tables.load(settings.DATA_DIR, monitor.reference.sha256),
+            tables.load(settings.DATA_DIR, batch.dataset.sha256),
+        )
+        report = quality.data_quality(
+            reference,
+            current,
+            categorical=_categorical(monitor, reference),
+            thresholds=quality.thresholds_of(monitor.thresholds),
+        )
+        body, passed, problems = json_safe(report.as_dict()), report.passed, report.problems
+    except (DomainError, FileNotFoundError) as error:
+        reason = getattr(error, "message", None) or str(error)
+        body, passed, problems = {"error": reason[:2000]}, False, [reason[:500]]
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().get(pk=batch_id)
+        if batch.quality_passed is not None:
+            return batch
+        batch.quality, batch.quality_passed = body, passed
+        batch.save(update_fields=["quality", "quality_passed"])
+        record(
+            actor=MONITORING,
+            action="batch.quality_checked",
+            target=batch,
+            project=monitor.project,
+            payload={"batch": batch.pk, "passed": passed, "problems": problems[:20]},
+        )
+        if not passed:
+            notify(
+                recipients=list(monitor.subscribers.filter(is_active=True)),
+                kind=Kind.DRIFT_ALERT,
+                subject=f"Data quality failed in {monitor.name}: batch {batch.pk}",
+                body="\n".join(problems[:20]),
+                url=_batch_url(monitor, batch),
+                key=f"quality-{batch.pk}",
+                project=monitor.project,
+            )
+    return batch
+
+
+def _batch_url(monitor: Monitor, batch: Batch) -> str:
+    return reverse("monitor_batch", args=[monitor.project.slug, monitor.pk, batch.pk])
+
+
+def add_labels(*, actor: AbstractBaseUser, batch: Batch, content: BinaryIO, filename: str) -> Batch:
+    """Receive the true labels of a batch's rows (CSV or Parquet with the monitor's label
+    column, and its id column when it has one), keep them, and queue the model's quality on
+    the batch. Labels sent again replace the earlier ones.
+
+    Raises NotAllowed, NoModelQuality, DatasetTooLarge, UnreadableTable (empty, malformed)
+    and LabelsMismatch naming the column or the counts; nothing is kept when one is raised.
+    """
+    monitor = batch.monitor
+    project = monitor.project
+    require(actor, Capability.MANAGE_MONITORING, project)
+    if not monitor.task or not monitor.label_column:
+        raise NoModelQuality(
+            "This monitor measures no model quality: it was set up without a task and a label "
+            "column.",
+            fields={"task": ["not set on this monitor"]},
+        )
+    table = tables.read(content, filename, limit=settings.QUORUM_MAX_DATASET_BYTES)
+    wanted = [monitor.id_column] if monitor.id_column else []
+    wanted.append(monitor.label_column)
+    missing = [c for c in wanted if c not in table.column_names]
+    if missing:
+        raise LabelsMismatch(
+            f"The labels need the column {missing[0]!r}; the file has "
+            f"{', '.join(table.column_names)}.",
+            fields={c: ["missing from the file"] for c in missing},
+        )
+    table = table.select(wanted)
+    if monitor.id_column:
+        _check_ids(monitor, batch, table)
+    elif table.num_rows != batch.rows:
+        raise LabelsMismatch(
+            f"The batch has {batch.rows} rows but the file has {table.num_rows} labels: without "
+            "an id column, labels must come in the batch's order, one per row.",
+            fields={"file": [f"{table.num_rows} labels for {batch.rows} rows"]},
+        )
+    with transaction.atomic():
+        dataset = registry.keep_table(
+            actor=actor,
+            project=project,
+            name=f"{monitor.name} labels",
+            table=table,
+            source=filename,
+        )
+        batch = Batch.objects.select_for_update().get(pk=batch.pk)
+        before = batch.labels.sha256 if batch.labels_id else None
+        batch.labels, batch.labels_received_at = dataset, timezone.now()
+        batch.model_quality_state, batch.model_quality = QualityState.QUEUED, {}
+        batch.model_quality_error, batch.model_quality_at = "", None
+        batch.save()
+        record(
+            actor=actor,
+            action="batch.labels_received",
+            target=batch,
+            project=project,
+            payload={
+                "batch": batch.pk,
+                "labels": table.num_rows,
+                "before": {"sha256": before},
+                "after": {"sha256": dataset.sha256},
+            },
+        )
+        batch_id = batch.pk
+        transaction.on_commit(lambda: _enqueue_model_quality(batch_id))
+    return batch
+
+
+def _check_ids(monitor: Monitor, batch: Batch, labels: object) -> None:
+    ids = quality.as_classes(labels.column(monitor.id_column))
+    repeated = ids[ids.duplicated() & ids.notna()].unique().tolist()
+    if repeated:
+        raise LabelsMismatch(
+            f"Ids appear more than once in the labels: {_few(repeated)}.",
+            fields={monitor.id_column: [f"repeated: {_few(repeated)}"]},
+        )
+    if ids.isna().any():
+        raise LabelsMismatch(
+            f"{int(ids.isna().sum())} labels have no id.",
+            fields={monitor.id_column: ["some rows have no id"]},
+        )
+    rows = tables.load(settings.DATA_DIR, batch.dataset.sha256)
+    known = quality.as_classes(rows.column(monitor.id_column))
+    unknown = ids[~ids.isin(known)].tolist()
+    if unknown:
+        raise LabelsMismatch(
+            f"{len(unknown)} ids are not rows of batch {batch.pk}: {_few(unknown)}.",
+            fields={monitor.id_column: [f"not in the batch: {_few(unknown)}"]},
+        )
+
+
+def _few(values: list) -> str:
+    shown = ", ".join(str(v) for v in values[:5])
+    return shown + (f" and {len(values) - 5} more" if len(values) > 5 else "")
+
+
+def _enqueue_model_quality(batch_id: int) -> None:
+    from governance.monitoring.tasks import compute_quality  # it imports this module
+
+    compute_quality.delay(batch_id=batch_id)
+
+
+def compute_model_quality(*, batch_id: int) -> Batch:
+    """Measure the model on a labelled batch (predictions from the batch's column or the
+    model version, loaded from MLflow), compare it with its quality on the reference (measured
+    once), and open an alert on `quality:<metric>` for each metric that degraded.
+
+    Idempotent: a batch measured for its labels is returned as it is. Bad data or a model that
+    will not predict fails the measure with the reason; MlflowUnavailable is raised, to retry.
+    """
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().get(pk=batch_id)
+        if batch.labels_id is None or batch.model_quality_state in (
+            QualityState.DONE,
+            QualityState.FAILED,
+        ):
+            return batch
+        batch.model_quality_state = QualityState.RUNNING
+        batch.save(update_fields=["model_quality_state"])
+    batch = Batch.objects.select_related(
+        "monitor__reference", "monitor__project", "monitor__version__model", "dataset", "labels"
+    ).get(pk=batch_id)
+    monitor, labels_id = batch.monitor, batch.labels_id
+    models = _Models(monitor)
+    try:
+        rows = tables.load(settings.DATA_DIR, batch.dataset.sha256).to_pandas()
+        truth = _labels_in_batch_order(monitor, rows, batch.labels)
+        predicted, scores = _predictions(monitor, rows, models)
+        result = quality.model_quality(
+            monitor.task, truth, predicted, scores=scores, positive_label=monitor.positive_label
+        )
+    except MlflowUnavailable:
+        raise
+    except (DomainError, FileNotFoundError) as error:
+        return _quality_failed(batch_id, labels_id, getattr(error, "message", None) or str(error))
+    reference = _reference_quality(monitor, models)
+    thresholds = quality.thresholds_of(monitor.thresholds)
+    changes = quality.compare(result, reference, thresholds) if reference else {}
+    degraded = {f"quality:{m}": [c.reason] for m, c in changes.items() if c.degraded}
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().get(pk=batch_id)
+        if batch.labels_id != labels_id or batch.model_quality_state == QualityState.DONE:
+            return batch
+        batch.model_quality = json_safe(
+            {
+                **result.as_dict(),
+                "reference": reference.metrics if reference else None,
+                "changes": {m: c.change for m, c in changes.items()},
+                "degraded": {m: c.reason for m, c in changes.items() if c.degraded},
+            }
+        )
+        batch.model_quality_state, batch.model_quality_at = QualityState.DONE, timezone.now()
+        batch.save(update_fields=["model_quality", "model_quality_state", "model_quality_at"])
+        opened = _open_alerts(_check_of(batch), monitor, degraded) if degraded else []
+        record(
+            actor=MONITORING,
+            action="batch.model_quality_measured",
+            target=batch,
+            project=monitor.project,
+            payload={
+                "batch": batch.pk,
+                "metrics": json_safe(result.metrics),
+                "degraded": sorted(degraded),
+                "alerts_opened": [a.feature for a in opened],
+            },
+        )
+        if opened:
+            notify(
+                recipients=list(monitor.subscribers.filter(is_active=True)),
+                kind=Kind.DRIFT_ALERT,
+                subject=f"Model quality dropped in {monitor.name}: "
+                + ", ".join(a.feature.removeprefix("quality:") for a in opened),
+                body="\n".join(r for a in opened for r in a.reasons),
+                url=_batch_url(monitor, batch),
+                key=f"quality-drop-{batch.pk}",
+                project=monitor.project,
+            )
+    return batch
+
+
+def _quality_failed(batch_id: int, labels_id: int, reason: str) -> Batch:
+    with transaction.atomic():
+        batch = (
+            Batch.objects.select_for_update().select_related("monitor__project").get(pk=batch_id)
+        )
+        if batch.labels_id != labels_id or batch.model_quality_state == QualityState.DONE:
+            return batch
+        batch.model_quality_state, batch.model_quality_error = QualityState.FAILED, reason[:2000]
+        batch.model_quality_at = timezone.now()
+        batch.save(update_fields=["model_quality_state", "model_quality_error", "model_quality_at"])
+        record(
+            actor=MONITORING,
+            action="batch.model_quality_failed",
+            target=batch,
+            project=batch.monitor.project,
+            payload={"batch": batch.pk, "reason": reason[:500]},
+        )
+    return batch
+
+
+def _check_of(batch: Batch) -> DriftCheck:
+    """The check an alert on the batch's model quality points at: the batch's own."""
+    check = DriftCheck.objects.filter(batch=batch).order_by("-id").first()
+    if check is None:  # a batch kept before checks were made per batch
+        now = timezone.now()
+        check = DriftCheck.objects.create(
+            monitor=batch.monitor, batch=batch, trigger="quality", state=DriftCheck.State.DONE,
+            started_at=now, finished_at=now,
+        )  # fmt: skip
+    return check
+
+
+def _labels_in_batch_order(monitor: Monitor, rows: object, labels: DatasetVersion) -> object:
+    """The labels as a column of the batch: by id when the monitor joins by one (rows without
+    a label are missing), else in order."""
+    table = tables.load(settings.DATA_DIR, labels.sha256).to_pandas()
+    if not monitor.id_column:
+        return table[monitor.label_column]
+    truth = table[monitor.label_column].set_axis(quality.as_classes(table[monitor.id_column]))
+    return truth.reindex(quality.as_classes(rows[monitor.id_column])).reset_index(drop=True)
+
+
+class _Models:
+    """The monitor's model version, loaded from MLflow once per task, when first needed."""
+
+    def __init__(self, monitor: Monitor):
+        self.version = monitor.version
+        self._loaded: object | None = None
+
+    def get(self) -> object:
+        if self._loaded is None:
+            if self.version is None:
+                raise NoModelQuality(
+                    "There are no predictions: the data has no prediction column and the "
+                    "monitor has no model version to compute them.",
+                    fields={"prediction_column": ["not in the data, and no model version"]},
+                )
+            self._loaded = Mlflow().load_model(self.version.model.name, self.version.version)
+        return self._loaded
+
+
+def _predictions(monitor: Monitor, rows: object, models: _Models) -> tuple[object, object]:
+    """The predictions for `rows` (a DataFrame), and for a classifier that has them, the scores
+    of the positive class: from the prediction column when the data has it, else the model's."""
+    if monitor.prediction_column and monitor.prediction_column in rows.columns:
+        return rows[monitor.prediction_column], None
+    model = models.get()
+    schema = model.metadata.get_input_schema()
+    if schema is not None and schema.has_input_names():
+        wanted = {c.name: getattr(c.type, "name", "") for c in schema.inputs}
+    else:
+        skip = {monitor.label_column, monitor.id_column, monitor.prediction_column}
+        wanted = {c: "" for c in rows.columns if c not in skip}
+    absent = [c for c in wanted if c not in rows.columns]
+    if absent:
+        raise PredictionFailed(
+            f"The model needs columns the data lacks: {', '.join(absent)}.",
+            fields={c: ["the model's input, missing from the data"] for c in absent},
+        )
+    inputs = rows[list(wanted)].copy()
+    for name, kind in wanted.items():
+        if kind in ("double", "float"):
+            inputs[name] = inputs[name].astype("float64")
+    from mlflow.exceptions import MlflowException
+
+    try:
+        predicted = model.predict(inputs)
+        scores = _scores(monitor, model, inputs)
+    except (MlflowException, ValueError, TypeError, KeyError) as error:
+        raise PredictionFailed(f"The model could not predict: {error}"[:1000]) from None
+    return predicted, scores
+
+
+def _scores(monitor: Monitor, model: object, inputs: object) -> object:
+    if monitor.task != Monitor.Task.CLASSIFICATION:
+        return None
+    try:
+        raw = model.get_raw_model()
+    except (AttributeError, NotImplementedError, ValueError):
+        return None
+    classes = getattr(raw, "classes_", None)
+    if not hasattr(raw, "predict_proba") or classes is None or len(classes) != 2:
+        return None
+    names = [str(c) for c in quality.as_classes(list(classes))]
+    if monitor.positive_label:
+        given = quality.number_or_text(monitor.positive_label)
+        positive = str(quality.as_classes([given])[0])
+    else:
+        positive = sorted(names)[-1]  # as quality.model_quality chooses
+    if positive not in names:
+        return None
+    return raw.predict_proba(inputs)[:, names.index(positive)]
+
+
+def _reference_quality(monitor: Monitor, models: _Models) -> quality.ModelQuality | None:
+    """The model's quality on the reference, measured once and kept on the monitor; None when
+    it cannot be (the reason is kept instead)."""
+    kept = monitor.reference_quality
+    if kept:
+        return quality.ModelQuality.from_dict(kept) if "error" not in kept else None
+    try:
+        rows = tables.load(settings.DATA_DIR, monitor.reference.sha256).to_pandas()
+        predicted, scores = _predictions(monitor, rows, models)
+        result = quality.model_quality(
+            monitor.task,
+            rows[monitor.label_column],
+            predicted,
+            scores=scores,
+            positive_label=monitor.positive_label,
+        )
+        body = json_safe(result.as_dict())
+    except MlflowUnavailable:
+        raise
+    except (DomainError, FileNotFoundError) as error:
+        result = None
+        body = {"error": (getattr(error, "message", None) or str(error))[:2000]}
+    with transaction.atomic():
+        locked = Monitor.objects.select_for_update().get(pk=monitor.pk)
+        if locked.reference_quality:
+            monitor.reference_quality = locked.reference_quality
+            return _reference_quality(monitor, models)
+        locked.reference_quality = body
+        locked.save(update_fields=["reference_quality"])
+        monitor.reference_quality = body
+        record(
+            actor=MONITORING,
+            action="monitor.reference_quality_measured",
+            target=monitor,
+            project=monitor.project,
+            payload={"metrics": body.get("metrics"), "error": body.get("error")},
+        )
+    return result

@@ -687,7 +687,9 @@ class Thresholds:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Thresholds:
-        """Thresholds from JSON-like data; absent keys keep their defaults."""
+        """Thresholds from JSON-like data; absent keys keep their defaults. The `quality` key
+        is the data-quality engine's (governance/monitoring/quality.py) and is left to it."""
+        data = {k: v for k, v in data.items() if k != "quality"}
         known = {f.name for f in fields(cls)}
         problems: dict[str, list[str]] = {
             key: [f"is not a threshold; known: {', '.join(sorted(known))}"]

@@ -154,6 +154,31 @@ def _checked(c):
     return DriftAlert.objects.get(monitor=monitor)
 
 
+def _labelled(c):
+    reference = registry.keep_table(
+        actor=c.admin,
+        project=c.project,
+        name="labelled",
+        table=pa.table(
+            {"age": [float(n) for n in range(100)], "y": [n % 2 for n in range(100)]}
+        ).append_column("p", pa.array([n % 2 for n in range(100)])),
+        source="r.parquet",
+    )
+    monitor = monitoring.create_monitor(
+        actor=c.admin, project=c.project, name="scored", reference=reference,
+        task="classification", label_column="y", prediction_column="p",
+    )  # fmt: skip
+    return monitoring.add_batch(
+        actor=c.admin, monitor=monitor, content=io.BytesIO(b"age,p\n1,1\n2,0\n"), filename="b.csv"
+    )
+
+
+def _labels(c):
+    return monitoring.add_labels(
+        actor=c.admin, batch=_labelled(c), content=io.BytesIO(b"y\n0\n0\n"), filename="l.csv"
+    )
+
+
 def _bias_report(c):
     version = _version(c)
     dataset = registry.keep_table(
@@ -412,6 +437,15 @@ SCENARIOS = {
             actor=c.admin, job=delivery.cancel_job(actor=c.admin, job=_job(c))
         ),
         "job.retried",
+    ),
+    "governance.monitoring.services.check_data_quality": (
+        lambda c: monitoring.check_data_quality(batch_id=_labelled(c).pk),
+        "batch.quality_checked",
+    ),
+    "governance.monitoring.services.add_labels": (_labels, "batch.labels_received"),
+    "governance.monitoring.services.compute_model_quality": (
+        lambda c: monitoring.compute_model_quality(batch_id=_labels(c).pk),
+        "batch.model_quality_measured",
     ),
     "governance.monitoring.services.acknowledge_alert": (
         lambda c: monitoring.acknowledge_alert(actor=c.owner, alert=_checked(c), comment="seen"),

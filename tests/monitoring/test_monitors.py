@@ -58,7 +58,7 @@ def test_a_drifted_batch_opens_one_alert_per_feature_and_tells_subscribers(
 ):
     with django_capture_on_commit_callbacks() as queued:
         batch = send(monitor, scientist, frame(2000, shift=1.5, seed=2))
-    assert len(queued) == 1, "the check waits for the commit"
+    assert len(queued) == 2, "the check and the quality report wait for the commit"
     check = DriftCheck.objects.get(batch=batch)
 
     services.run_drift_check(check_id=check.pk)

@@ -186,7 +186,7 @@ class Command(BaseCommand):
             # Six features: two drifting is enough for this team to call the data drifted.
             thresholds={"drifted_share": 0.3},
         )
-        monitor.subscribers.add(people["priya"])
+        monitoring.watch_monitor(actor=people["priya"], monitor=monitor)
         for day, batch in enumerate(mlflow_demo.drifting_batches(), start=1):
             added = monitoring.add_batch(
                 actor=mei,
@@ -196,6 +196,7 @@ class Command(BaseCommand):
             )
             # Checked here, so the demo shows them at once; the worker finds them done.
             monitoring.run_drift_check(check_id=added.checks.get().pk)
+            monitoring.check_data_quality(batch_id=added.pk)
         alerts = monitor.alerts.count()
         self.stdout.write(f"Monitor '{monitor.name}' has {alerts} drift alert(s).")
 
