@@ -252,21 +252,30 @@ def tracking(mlflow_uri, tmp_path):
             version = client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
             return int(version.version)
 
-        def sklearn_version(self, name: str, project: str | None = None) -> int:
-            """A real scikit-learn classifier, trained here on generated data, logged with its
-            signature and registered as a new version of `name`."""
+        def sklearn_version(
+            self,
+            name: str,
+            project: str | None = None,
+            features: pd.DataFrame | None = None,
+            labels: pd.Series | None = None,
+            model: object = None,
+        ) -> int:
+            """A real scikit-learn model (a logistic regression unless `model` is given),
+            fitted here on `features` and `labels` (generated when not given), logged with its
+            signature and registered as a new version of `name`, as a data scientist would
+            publish it. Returns the version's number; mirror it with a sync."""
             import mlflow
             import numpy as np
-            import sklearn
             from mlflow.models import infer_signature
             from sklearn.linear_model import LogisticRegression
 
-            rng = np.random.default_rng(0)
-            features = pd.DataFrame(
-                {"age": rng.normal(40, 10, 300), "income": rng.normal(50, 8, 300)}
-            )
-            labels = (features["age"] + rng.normal(0, 5, 300) > 40).astype(int)
-            fitted = LogisticRegression().fit(features, labels)
+            if features is None:
+                rng = np.random.default_rng(0)
+                features = pd.DataFrame(
+                    {"age": rng.normal(40, 10, 300), "income": rng.normal(50, 8, 300)}
+                )
+                labels = (features["age"] + rng.normal(0, 5, 300) > 40).astype(int)
+            fitted = (model or LogisticRegression()).fit(features, labels)
             if not any(m.name == name for m in client.search_registered_models()):
                 self.model(name, project)
             found = client.get_experiment_by_name(f"{name}-training")
@@ -281,7 +290,7 @@ def tracking(mlflow_uri, tmp_path):
                         fitted,
                         name="model",
                         signature=infer_signature(features, fitted.predict(features)),
-                        pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+                        pip_requirements=["scikit-learn"],
                         registered_model_name=name,
                     )
             finally:

@@ -35,7 +35,7 @@ def test_a_worker_inspects_a_real_model_version(live):
     assert {"python_function", "sklearn"} <= set(job.result["flavors"])
     assert job.result["loader_module"] == "mlflow.sklearn"
     assert [c["name"] for c in _inputs(job.result["signature"])] == ["age", "income"]
-    assert any(r.startswith("scikit-learn==") for r in job.result["requirements"])
+    assert "scikit-learn" in job.result["requirements"]
     assert "MLmodel" in job.result["files"]
     assert job.result["size_bytes"] > 0
 

@@ -59,30 +59,15 @@ def keep(project, scientist):
 
 
 @pytest.fixture
-def model_version(project, tracking, mlflow_uri, tmp_path):
+def model_version(project, tracking):
     """credit-scoring v1 as a real logged scikit-learn model that approves by `income` and
     `years` (a float and a whole number in its signature)."""
-    import mlflow
-    from mlflow.models import infer_signature
-    from sklearn.linear_model import LogisticRegression
-
-    experiment = tracking.experiment("credit/scoring", project="credit-risk")
-    tracking.model("credit-scoring", project="credit-risk")
     data = applicants(400, biased=False)
-    features = data[["income", "years"]].astype("float64")
-    model = LogisticRegression().fit(features, (data["income"] > 50).astype(int))
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(mlflow_uri)
-    try:
-        with mlflow.start_run(experiment_id=experiment) as run:
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(features, model.predict(features)),
-                pip_requirements=["scikit-learn"],
-            )
-        tracking.client.create_model_version("credit-scoring", info.model_uri, run.info.run_id)
-    finally:
-        mlflow.set_tracking_uri(previous)
+    tracking.sklearn_version(
+        "credit-scoring",
+        project="credit-risk",
+        features=data[["income", "years"]].astype("float64"),
+        labels=(data["income"] > 50).astype(int),
+    )
     registry.sync_mlflow(trigger="test")
     return ModelVersion.objects.select_related("model__project").get()

@@ -25,33 +25,21 @@ def csv_of(data: pd.DataFrame) -> io.BytesIO:
 
 
 @pytest.fixture
-def scoring_version(tracking, mlflow_uri, project) -> ModelVersion:
+def scoring_version(tracking, project) -> ModelVersion:
     """A logistic regression on the demo's applicants, logged and registered in MLflow and
     mirrored into the project, as a data scientist would publish it."""
-    from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     data = demo.credit_applicants()
-    inputs = data.train[FEATURES].astype("float64")
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
-    model.fit(inputs, data.train[data.target])
-    experiment = tracking.experiment("credit-risk/scoring", project="credit-risk")
-    tracking.model("credit-scoring", project="credit-risk")
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(mlflow_uri)
-    try:
-        with mlflow.start_run(experiment_id=experiment):
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(inputs, model.predict(inputs)),
-                pip_requirements=["scikit-learn"],
-            )
-        mlflow.register_model(info.model_uri, "credit-scoring")
-    finally:
-        mlflow.set_tracking_uri(previous)
+    tracking.sklearn_version(
+        "credit-scoring",
+        project="credit-risk",
+        features=data.train[FEATURES].astype("float64"),
+        labels=data.train[data.target],
+        model=make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)),
+    )
     registry.sync_mlflow(trigger="test")
     return ModelVersion.objects.get(model__name="credit-scoring", version=1)
 
