@@ -68,3 +68,13 @@ class AlertNotOpen(Conflict):
 class CommentRequired(InvalidInput):
     code = "comment_required"
     default_message = "Say what was found or done: a comment is needed."
+
+
+class InvalidSource(InvalidInput):
+    code = "invalid_source"
+    default_message = "Give an http(s):// URL or a file:// path under QUORUM_DATA_ROOTS."
+
+
+class NoBatchesInWindow(Conflict):
+    code = "no_batches_in_window"
+    default_message = "No batch arrived in the monitor's window: there is nothing to check."

@@ -13,3 +13,27 @@ from governance.monitoring import services
 def run_drift_check(*, check_id: int) -> None:
     """A batch arrived: compare it with the reference. Bad data fails the check, not the task."""
     services.run_drift_check(check_id=check_id)
+
+
+@shared_task(name="monitoring.poll_sources", time_limit=120, ignore_result=True)
+def poll_sources() -> None:
+    """Every minute (beat): queue a poll of each monitor whose source is due."""
+    services.poll_sources()
+
+
+@shared_task(
+    name="monitoring.poll_source",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=600,
+    ignore_result=True,
+)
+def poll_source(*, monitor_id: int) -> None:
+    """Fetch one monitor's source. A failure is kept on the monitor; the next poll is the retry."""
+    services.poll_source(monitor_id=monitor_id)
+
+
+@shared_task(name="monitoring.scheduled_checks", time_limit=120, ignore_result=True)
+def scheduled_checks() -> None:
+    """Every minute (beat): queue a check over its window for each monitor that is due."""
+    services.run_scheduled_checks()
