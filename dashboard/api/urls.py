@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from dashboard.api import access, approvals, audit, notify, registry
+from dashboard.api import access, approvals, audit, monitoring, notify, registry
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -111,6 +111,34 @@ urlpatterns = [
     ),
     path("projects/<slug:slug>/datasets/", registry.DatasetListView.as_view(), name="api-datasets"),
     path("projects/<slug:slug>/sync/", registry.SyncView.as_view(), name="api-sync"),
+    path(
+        "projects/<slug:slug>/monitors/",
+        monitoring.MonitorListView.as_view(),
+        name="api-monitors",
+    ),
+    path("monitors/<int:pk>/", monitoring.MonitorDetailView.as_view(), name="api-monitor"),
+    path(
+        "monitors/<int:pk>/batches/",
+        monitoring.BatchListView.as_view(),
+        name="api-monitor-batches",
+    ),
+    path(
+        "monitors/<int:pk>/checks/", monitoring.CheckListView.as_view(), name="api-monitor-checks"
+    ),
+    path(
+        "monitors/<int:pk>/alerts/", monitoring.AlertListView.as_view(), name="api-monitor-alerts"
+    ),
+    path("drift-checks/<int:pk>/", monitoring.CheckDetailView.as_view(), name="api-drift-check"),
+    path(
+        "drift-alerts/<int:pk>/acknowledge/",
+        monitoring.AlertAcknowledgeView.as_view(),
+        name="api-drift-alert-acknowledge",
+    ),
+    path(
+        "drift-alerts/<int:pk>/resolve/",
+        monitoring.AlertResolveView.as_view(),
+        name="api-drift-alert-resolve",
+    ),
     path(
         "projects/<slug:slug>/members/<str:username>/",
         access.MemberDetailView.as_view(),

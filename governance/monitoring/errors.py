@@ -48,6 +48,16 @@ class MonitorNotFound(NotFound):
     default_message = "No such monitor in this project."
 
 
+class CheckNotFound(NotFound):
+    code = "check_not_found"
+    default_message = "No such drift check."
+
+
+class AlertNotFound(NotFound):
+    code = "alert_not_found"
+    default_message = "No such drift alert."
+
+
 class MonitorNameTaken(Conflict):
     code = "monitor_name_taken"
     default_message = "The project already has a monitor of that name."

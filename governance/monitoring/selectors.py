@@ -1,10 +1,10 @@
 """Reads of monitors, checks and alerts that pages and the API share."""
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 
 from governance.access.models import Project
 from governance.monitoring.errors import MonitorNotFound
-from governance.monitoring.models import DriftAlert, DriftCheck, FeatureDrift, Monitor
+from governance.monitoring.models import Batch, DriftAlert, DriftCheck, FeatureDrift, Monitor
 from governance.registry.models import DatasetVersion
 
 UNRESOLVED = ~Q(state=DriftAlert.State.RESOLVED)
@@ -56,3 +56,17 @@ def features_of(check: DriftCheck | None) -> list[FeatureDrift]:
 def kept_tables(project: Project) -> QuerySet[DatasetVersion]:
     """Tables of the project Quorum keeps: what a monitor may take as its reference."""
     return DatasetVersion.objects.filter(project=project, stored=True).order_by("-created_at")
+
+
+def batches_of(monitor: Monitor) -> QuerySet[Batch]:
+    """The monitor's batches, each with `check_id`, the check its arrival queued."""
+    return (
+        Batch.objects.filter(monitor=monitor)
+        .select_related("dataset", "received_by", "monitor__project")
+        .annotate(check_id=Min("checks__id", filter=Q(checks__trigger="batch")))
+    )
+
+
+def check_history_of(monitor: Monitor) -> QuerySet[DriftCheck]:
+    """Every check of the monitor, without the figures (`result`): summaries for lists."""
+    return DriftCheck.objects.filter(monitor=monitor).defer("result")
