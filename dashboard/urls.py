@@ -178,6 +178,16 @@ urlpatterns = [
     path("projects/<slug:slug>/bias-reports/<int:pk>/", monitoring.bias_report, name="bias_report"),
     path("projects/<slug:slug>/monitors/<int:pk>/", monitoring.monitor, name="monitor"),
     path(
+        "projects/<slug:slug>/monitors/<int:pk>/settings/",
+        monitoring.monitor_settings,
+        name="monitor_settings",
+    ),
+    path(
+        "projects/<slug:slug>/monitors/<int:pk>/check/",
+        monitoring.monitor_check,
+        name="monitor_check",
+    ),
+    path(
         "projects/<slug:slug>/monitors/<int:pk>/alerts/<int:alert_id>/acknowledge/",
         monitoring.alert_move,
         {"to": "acknowledge"},
