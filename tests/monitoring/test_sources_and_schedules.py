@@ -321,3 +321,89 @@ def test_the_monitor_model_refuses_a_zero_interval(monitor):
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Monitor.objects.filter(pk=monitor.pk).update(poll_minutes=0)
+
+
+# Beat, a real worker, and racing beats
+
+
+def test_beat_runs_both_every_minute(db):
+    from django_celery_beat.models import PeriodicTask
+
+    from dashboard.celery import app
+    from governance.monitoring import tasks  # noqa: F401 (registers them, as the worker does)
+
+    for name in ("monitoring.poll_sources", "monitoring.scheduled_checks"):
+        task = PeriodicTask.objects.get(task=name)
+        assert task.enabled
+        assert (task.interval.every, task.interval.period) == (1, "minutes")
+        assert name in app.tasks
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_polls_the_source_and_checks_what_it_fetched(
+    monitor, scientist, root, celery_worker
+):
+    from governance.monitoring import tasks
+
+    polled(monitor, scientist, root).write_bytes(csv_of(frame(2000, 1.5, seed=90)).getvalue())
+    tasks.poll_sources.delay()
+    celery_worker.wait_for(lambda: DriftCheck.objects.filter(state="done").exists())
+    batch = Batch.objects.get()
+    assert batch.source == "poll"
+    assert DriftCheck.objects.get().batch == batch
+    monitor.refresh_from_db()
+    assert monitor.last_poll_sha256
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_runs_the_scheduled_check_over_the_window(monitor, scientist, celery_worker):
+    from governance.monitoring import tasks
+
+    services.update_monitor(actor=scientist, monitor=monitor, changes={"check_minutes": 1})
+    send(monitor, scientist, seed=91)
+    celery_worker.wait_for(lambda: DriftCheck.objects.filter(state="done").exists())
+    Monitor.objects.filter(pk=monitor.pk).update(
+        last_scheduled_at=timezone.now() - timedelta(minutes=1)
+    )
+    tasks.scheduled_checks.delay()
+    celery_worker.wait_for(
+        lambda: DriftCheck.objects.filter(trigger="schedule", state="done").exists()
+    )
+    assert DriftCheck.objects.get(trigger="schedule").window_batches == [Batch.objects.get().pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_beats_make_one_scheduled_check_and_one_poll(needs_postgres, monitor, scientist):
+    import threading
+
+    from django.db import connection
+
+    send(monitor, scientist, seed=92)
+    services.update_monitor(
+        actor=scientist,
+        monitor=monitor,
+        changes={"check_minutes": 5, "source_uri": "https://example.com/b.csv", "poll_minutes": 5},
+    )
+    due = timezone.now() + timedelta(minutes=5)
+    beats = 8
+    barrier = threading.Barrier(beats)
+    claimed: list[int] = []
+
+    def beat() -> None:
+        try:
+            barrier.wait()
+            claimed.extend(c.pk for c in services.run_scheduled_checks(now=due))
+            claimed.extend(services.poll_sources(now=due))
+        finally:
+            connection.close()
+
+    # Queued polls would go to the broker; nothing consumes them here, which is the point.
+    threads = [threading.Thread(target=beat) for _ in range(beats)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert DriftCheck.objects.filter(trigger="schedule").count() == 1
+    assert len(claimed) == 2  # one check, one poll
+    assert AuditEvent.objects.filter(action="monitor.check_queued").count() == 1
