@@ -506,9 +506,12 @@ def _clean_setting(monitor: Monitor, name: str, value: object) -> object:
 def check_source(uri: str) -> None:
     """Refuse a source URI Quorum would not read: only http(s) URLs, and file:// paths under
     QUORUM_DATA_ROOTS. Reads nothing. Raises InvalidSource naming `source_uri`."""
-    parsed = urllib.parse.urlparse(uri)
     if len(uri) > 2000:
         raise InvalidSource(fields={"source_uri": ["At most 2000 characters."]})
+    try:
+        parsed = urllib.parse.urlparse(uri)
+    except ValueError as error:
+        raise InvalidSource(fields={"source_uri": [f"Not a URI: {error}."]}) from None
     if parsed.scheme in {"http", "https"}:
         if not parsed.netloc:
             raise InvalidSource(fields={"source_uri": ["The URL names no host."]})
@@ -582,7 +585,7 @@ def _fetch(uri: str) -> bytes:
     try:
         with registry.open_dataset_uri(uri) as stream:  # http(s) reads time out after 30 s
             data = stream.read(limit + 1)
-    except (OSError, http.client.HTTPException) as error:
+    except (OSError, ValueError, http.client.HTTPException) as error:
         raise DatasetUnreachable(f"{uri} could not be read: {error}") from error
     if len(data) > limit:
         raise DatasetTooLarge(f"Tables are limited to {limit // 2**20} MB here.")

@@ -90,6 +90,7 @@ def test_settings_that_do_not_change_write_nothing(monitor, scientist):
         ({"source_uri": "ftp://example.com/batch.csv"}, "source_uri"),
         ({"source_uri": "/srv/batch.csv"}, "source_uri"),
         ({"source_uri": "https:///batch.csv"}, "source_uri"),
+        ({"source_uri": "http://[::1/batch.csv"}, "source_uri"),
         ({"poll_minutes": 5}, "source_uri"),  # polling what?
     ],
 )
