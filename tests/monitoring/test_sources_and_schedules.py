@@ -275,6 +275,25 @@ def test_a_scheduled_check_compares_the_windows_batches_together(monitor, scient
     assert events("monitor.check_queued") == 1
 
 
+def test_a_window_joins_batches_whose_columns_come_in_another_order_and_type(monitor, scientist):
+    import io
+
+    import pyarrow.parquet as pq
+
+    send(monitor, scientist, seed=37, rows=300)
+    reordered = frame(200, seed=38)[["region", "income", "age"]]
+    reordered["income"] = reordered["income"].astype(int)
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(reordered, preserve_index=False), sink)
+    sink.seek(0)
+    services.add_batch(actor=scientist, monitor=monitor, content=sink, filename="b.parquet")
+
+    check = services.request_check(actor=scientist, monitor=monitor)
+    check = services.run_drift_check(check_id=check.pk)
+    assert check.state == DriftCheck.State.DONE, check.error
+    assert check.result["current_rows"] == 500
+
+
 def test_a_window_without_batches_makes_no_check_but_the_schedule_moves_on(monitor, scientist):
     services.update_monitor(actor=scientist, monitor=monitor, changes={"check_minutes": 10})
     monitor.refresh_from_db()
