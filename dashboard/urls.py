@@ -195,6 +195,16 @@ urlpatterns = [
         name="monitor_watch",
     ),
     path(
+        "projects/<slug:slug>/monitors/<int:pk>/settings/",
+        monitoring.monitor_settings,
+        name="monitor_settings",
+    ),
+    path(
+        "projects/<slug:slug>/monitors/<int:pk>/check/",
+        monitoring.monitor_check,
+        name="monitor_check",
+    ),
+    path(
         "projects/<slug:slug>/monitors/<int:pk>/alerts/<int:alert_id>/acknowledge/",
         monitoring.alert_move,
         {"to": "acknowledge"},

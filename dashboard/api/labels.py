@@ -88,7 +88,7 @@ class ModelQualityOut(serializers.Serializer):
     )
 
 
-class BatchOut(serializers.Serializer):
+class BatchDetailOut(serializers.Serializer):
     id = serializers.IntegerField()
     monitor = serializers.IntegerField(source="monitor_id")
     monitor_name = serializers.CharField(source="monitor.name")
@@ -117,10 +117,10 @@ def _batch(request: Request, pk: int) -> Batch:
 
 
 class BatchView(APIView):
-    @extend_schema(responses=BatchOut, summary="A batch: its data quality and model quality")
+    @extend_schema(responses=BatchDetailOut, summary="A batch: its data quality and model quality")
     def get(self, request: Request, pk: int) -> Response:
         batch = _batch(request, pk)
-        return Response(BatchOut(batch, context={"request": request}).data)
+        return Response(BatchDetailOut(batch, context={"request": request}).data)
 
 
 class LabelsView(APIView):

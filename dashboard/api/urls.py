@@ -2,7 +2,16 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from dashboard.api import access, approvals, audit, fairness, labels, notify, registry
+from dashboard.api import (
+    access,
+    approvals,
+    audit,
+    fairness,
+    labels,
+    monitoring,
+    notify,
+    registry,
+)
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -123,6 +132,34 @@ urlpatterns = [
         "projects/<slug:slug>/fairness-policy/",
         fairness.FairnessPolicyView.as_view(),
         name="api-fairness-policy",
+    ),
+    path(
+        "projects/<slug:slug>/monitors/",
+        monitoring.MonitorListView.as_view(),
+        name="api-monitors",
+    ),
+    path("monitors/<int:pk>/", monitoring.MonitorDetailView.as_view(), name="api-monitor"),
+    path(
+        "monitors/<int:pk>/batches/",
+        monitoring.BatchListView.as_view(),
+        name="api-monitor-batches",
+    ),
+    path(
+        "monitors/<int:pk>/checks/", monitoring.CheckListView.as_view(), name="api-monitor-checks"
+    ),
+    path(
+        "monitors/<int:pk>/alerts/", monitoring.AlertListView.as_view(), name="api-monitor-alerts"
+    ),
+    path("drift-checks/<int:pk>/", monitoring.CheckDetailView.as_view(), name="api-drift-check"),
+    path(
+        "drift-alerts/<int:pk>/acknowledge/",
+        monitoring.AlertAcknowledgeView.as_view(),
+        name="api-drift-alert-acknowledge",
+    ),
+    path(
+        "drift-alerts/<int:pk>/resolve/",
+        monitoring.AlertResolveView.as_view(),
+        name="api-drift-alert-resolve",
     ),
     path(
         "projects/<slug:slug>/members/<str:username>/",

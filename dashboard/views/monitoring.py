@@ -181,6 +181,63 @@ def alert_move(request: HttpRequest, slug: str, pk: int, alert_id: int, to: str)
     return redirect("monitor", slug=slug, pk=pk)
 
 
+@require_POST
+@login_required
+def monitor_settings(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Where the monitor fetches batches from, and how often it checks its window."""
+    context = _common(request, slug, "monitors")
+    found = selectors.monitor_of(context["project"], pk)
+    form = request.POST
+    try:
+        changes = {
+            "source_uri": form.get("source_uri", ""),
+            "poll_minutes": _whole(form.get("poll_minutes", ""), "poll_minutes", optional=True),
+            "check_minutes": _whole(form.get("check_minutes", ""), "check_minutes", optional=True),
+            "window_hours": _whole(form.get("window_hours", ""), "window_hours"),
+        }
+        services.update_monitor(actor=request.user, monitor=found, changes=changes)
+    except DomainError as exc:
+        messages.error(request, _explained(exc))
+    else:
+        messages.success(request, "Source and schedule saved.")
+    return redirect("monitor", slug=slug, pk=pk)
+
+
+@require_POST
+@login_required
+def monitor_check(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Check now the batches of the monitor's window."""
+    context = _common(request, slug, "monitors")
+    found = selectors.monitor_of(context["project"], pk)
+    try:
+        check = services.request_check(actor=request.user, monitor=found)
+    except DomainError as exc:
+        messages.error(request, _explained(exc))
+    else:
+        count = len(check.window_batches)
+        messages.success(request, f"Checking {count} batch{'es' if count != 1 else ''} now.")
+    return redirect("monitor", slug=slug, pk=pk)
+
+
+def _whole(text: str, field: str, *, optional: bool = False) -> int | None:
+    text = text.strip()
+    if not text and optional:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidInput(fields={field: ["A whole number."]}) from None
+
+
+def _explained(error: DomainError) -> str:
+    """The error's message with what it says of each field, for a flash message."""
+    said = "; ".join(
+        f"{field.replace('_', ' ')}: {' '.join(problems)}"
+        for field, problems in error.fields.items()
+    )
+    return f"{error.message} {said}".strip() if said else error.message
+
+
 @require_http_methods(["GET", "POST"])
 @login_required
 def batch(request: HttpRequest, slug: str, pk: int, batch_id: int) -> HttpResponse:

@@ -54,6 +54,16 @@ class MonitorNotFound(NotFound):
     default_message = "No such monitor in this project."
 
 
+class CheckNotFound(NotFound):
+    code = "check_not_found"
+    default_message = "No such drift check."
+
+
+class AlertNotFound(NotFound):
+    code = "alert_not_found"
+    default_message = "No such drift alert."
+
+
 class MonitorNameTaken(Conflict):
     code = "monitor_name_taken"
     default_message = "The project already has a monitor of that name."
@@ -102,3 +112,13 @@ class PredictionFailed(InvalidInput):
 
     code = "prediction_failed"
     default_message = "The model could not predict on this data."
+
+
+class InvalidSource(InvalidInput):
+    code = "invalid_source"
+    default_message = "Give an http(s):// URL or a file:// path under QUORUM_DATA_ROOTS."
+
+
+class NoBatchesInWindow(Conflict):
+    code = "no_batches_in_window"
+    default_message = "No batch arrived in the monitor's window: there is nothing to check."

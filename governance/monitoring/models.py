@@ -60,11 +60,36 @@ class Monitor(models.Model):
     reference_quality = models.JSONField(
         default=dict, blank=True, help_text="The model's quality on the reference, once."
     )
+    # Batches fetched from a URI: an http(s) URL or a file:// path under QUORUM_DATA_ROOTS.
+    source_uri = models.CharField(max_length=2000, blank=True)
+    poll_minutes = models.PositiveIntegerField(null=True, blank=True, help_text="Null: off.")
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    last_poll_sha256 = models.CharField(max_length=64, blank=True)
+    last_poll_error = models.TextField(blank=True)
+    # Checks over the batches of a recent window, on a schedule or on request.
+    check_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Null: check only when a batch arrives."
+    )
+    window_hours = models.PositiveIntegerField(default=24)
+    last_scheduled_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a scheduled check was last due."
+    )
 
     class Meta:
         ordering = ["project", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["project", "name"], name="monitor_name_unique")
+            models.UniqueConstraint(fields=["project", "name"], name="monitor_name_unique"),
+            models.CheckConstraint(
+                condition=Q(poll_minutes__isnull=True) | Q(poll_minutes__gte=1),
+                name="monitor_poll_minutes_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(check_minutes__isnull=True) | Q(check_minutes__gte=1),
+                name="monitor_check_minutes_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(window_hours__gte=1), name="monitor_window_hours_positive"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -128,6 +153,12 @@ class DriftCheck(models.Model):
         Batch, on_delete=models.CASCADE, null=True, blank=True, related_name="checks"
     )
     trigger = models.CharField(max_length=16, help_text="batch, schedule or manual")
+    # A scheduled or manual check compares the batches of a window, concatenated.
+    window_batches = models.JSONField(
+        default=list, blank=True, help_text="Ids of the batches a window check compares."
+    )
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     drifted = models.BooleanField(null=True)
     drifted_share = models.FloatField(null=True)

@@ -1,6 +1,6 @@
 """Reads of monitors, checks and alerts that pages and the API share."""
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 
 from governance.access.models import Project
@@ -108,3 +108,17 @@ def batch_in(projects: QuerySet[Project], batch_id: int) -> Batch:
     if batch is None:
         raise BatchNotFound("No such batch.")
     return batch
+
+
+def batches_with_checks(monitor: Monitor) -> QuerySet[Batch]:
+    """The monitor's batches, each with `check_id`, the check its arrival queued."""
+    return (
+        Batch.objects.filter(monitor=monitor)
+        .select_related("dataset", "received_by", "monitor__project")
+        .annotate(check_id=Min("checks__id", filter=Q(checks__trigger="batch")))
+    )
+
+
+def check_history_of(monitor: Monitor) -> QuerySet[DriftCheck]:
+    """Every check of the monitor, without the figures (`result`): summaries for lists."""
+    return DriftCheck.objects.filter(monitor=monitor).defer("result")

@@ -42,3 +42,27 @@ def check_data_quality(*, batch_id: int) -> None:
 def compute_quality(*, batch_id: int) -> None:
     """A batch's labels arrived: measure the model on it. Only an unreachable MLflow retries."""
     services.compute_model_quality(batch_id=batch_id)
+
+
+@shared_task(name="monitoring.poll_sources", time_limit=120, ignore_result=True)
+def poll_sources() -> None:
+    """Every minute (beat): queue a poll of each monitor whose source is due."""
+    services.poll_sources()
+
+
+@shared_task(
+    name="monitoring.poll_source",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=600,
+    ignore_result=True,
+)
+def poll_source(*, monitor_id: int) -> None:
+    """Fetch one monitor's source. A failure is kept on the monitor; the next poll is the retry."""
+    services.poll_source(monitor_id=monitor_id)
+
+
+@shared_task(name="monitoring.scheduled_checks", time_limit=120, ignore_result=True)
+def scheduled_checks() -> None:
+    """Every minute (beat): queue a check over its window for each monitor that is due."""
+    services.run_scheduled_checks()

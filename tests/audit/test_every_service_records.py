@@ -52,6 +52,8 @@ NOT_CHANGES = {
     "governance.notify.services.send_email": "sends what the caller's change recorded",
     "governance.notify.services.send_digests": "sends what the callers' changes recorded",
     "governance.notify.services.sweep_pending_emails": "queues again what was queued before",
+    "governance.monitoring.services.poll_sources": "claims due polls; poll_source records",
+    "governance.monitoring.services.check_source": "a check of a URI that reads nothing",
 }
 
 
@@ -177,6 +179,12 @@ def _labels(c):
     return monitoring.add_labels(
         actor=c.admin, batch=_labelled(c), content=io.BytesIO(b"y\n0\n0\n"), filename="l.csv"
     )
+
+
+def _unreachable_source(c):
+    monitor = _monitor(c)
+    changes = {"source_uri": "http://127.0.0.1:9/batch.csv", "poll_minutes": 1}
+    return monitoring.update_monitor(actor=c.admin, monitor=monitor, changes=changes)
 
 
 def _bias_report(c):
@@ -454,6 +462,29 @@ SCENARIOS = {
     "governance.monitoring.services.resolve_alert": (
         lambda c: monitoring.resolve_alert(actor=c.owner, alert=_checked(c), comment="fixed"),
         "drift_alert.resolved",
+    ),
+    "governance.monitoring.services.update_monitor": (
+        lambda c: monitoring.update_monitor(
+            actor=c.admin, monitor=_monitor(c), changes={"window_hours": 6}
+        ),
+        "monitor.updated",
+    ),
+    "governance.monitoring.services.request_check": (
+        lambda c: monitoring.request_check(actor=c.admin, monitor=_checked(c).monitor),
+        "monitor.check_queued",
+    ),
+    "governance.monitoring.services.run_scheduled_checks": (
+        lambda c: (
+            monitoring.update_monitor(
+                actor=c.admin, monitor=_checked(c).monitor, changes={"check_minutes": 5}
+            ),
+            monitoring.run_scheduled_checks(now=timezone.now() + timedelta(minutes=5)),
+        ),
+        "monitor.check_queued",
+    ),
+    "governance.monitoring.services.poll_source": (
+        lambda c: monitoring.poll_source(monitor_id=_unreachable_source(c).pk),
+        "monitor.poll_failed",
     ),
     "governance.fairness.services.set_fairness_policy": (
         lambda c: fairness.set_fairness_policy(
