@@ -24,7 +24,7 @@ from governance.access.permissions import require
 from governance.access.roles import Capability
 from governance.audit.services import SystemActor, record
 from governance.errors import DomainError, InvalidInput
-from governance.monitoring import quality, stats
+from governance.monitoring import hooks, quality, stats
 from governance.monitoring.errors import (
     AlertNotOpen,
     CommentRequired,
@@ -216,6 +216,8 @@ def _receive_batch(
             check_id, batch_id = check.pk, batch.pk
             transaction.on_commit(lambda: _enqueue_check(check_id))
             transaction.on_commit(lambda: _enqueue_data_quality(batch_id))
+            for callback in hooks.BATCH_RECEIVED:
+                callback(batch)
     return batch
 
 
@@ -377,6 +379,8 @@ def _open_alerts(
             project=monitor.project,
             payload={"monitor": monitor.name, "feature": name, "reasons": reasons},
         )
+        for callback in hooks.ALERT_OPENED:
+            callback(alert)
         opened.append(alert)
     return opened
 
