@@ -6,7 +6,6 @@ predict when no prediction column is named, and keeps `metrics.py`'s figures wit
 of the project's policy.
 """
 
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -32,9 +31,9 @@ from governance.notify.kinds import Kind
 from governance.notify.services import notify
 from governance.plain import json_safe
 from governance.registry import tables
-from governance.registry.errors import MlflowNotFound, MlflowRefused, MlflowUnavailable
-from governance.registry.mlflow_client import Mlflow
+from governance.registry.errors import MlflowUnavailable
 from governance.registry.models import DatasetVersion, ModelVersion
+from governance.registry.scoring import MissingInputs, Scorer, Unusable
 
 FAIRNESS = SystemActor("fairness")
 MAX_GROUP_SIZE = 1_000_000
@@ -279,65 +278,20 @@ def generate_bias_report(*, report_id: int, last_attempt: bool = True) -> BiasRe
 
 def _predictions(version: ModelVersion, table: pa.Table) -> np.ndarray:
     """What the version's MLflow model predicts for each row of `table`, given the columns of
-    its input signature (cast to the signature's types). Raises ModelNotLoadable,
-    InvalidInput naming missing columns, MlflowUnavailable."""
-    import mlflow.pyfunc
-
-    with tempfile.TemporaryDirectory() as folder:
-        try:
-            path = Mlflow().download_model(version.model.name, version.version, folder)
-        except (MlflowNotFound, MlflowRefused) as error:
-            raise ModelNotLoadable(
-                f"The model of {version} could not be loaded from MLflow: {error.message}",
-                fields={"y_pred": ["the version's model could not be loaded"]},
-            ) from error
-        try:
-            model = mlflow.pyfunc.load_model(path)
-        except Exception as error:  # a flavour's loader may raise anything
-            raise ModelNotLoadable(
-                f"The model of {version} could not be loaded: {type(error).__name__}: {error}",
-                fields={"y_pred": ["the version's model could not be loaded"]},
-            ) from error
-        schema = model.metadata.get_input_schema()
-        if schema is None or not schema.has_input_names():
-            raise ModelNotLoadable(
-                f"The model of {version} has no input signature naming its columns: name a "
-                "prediction column instead.",
-                fields={"y_pred": ["the model has no input signature"]},
-            )
-        specs = [spec for spec in schema.inputs if spec.name in table.column_names]
-        lacking = [s.name for s in schema.inputs if s.required and s.name not in table.column_names]
-        if lacking:
-            raise InvalidInput(
-                f"The table lacks columns the model takes: {', '.join(lacking)}.",
-                fields={"dataset": [f"no column {name!r}" for name in lacking]},
-            )
-        frame = table.select([spec.name for spec in specs]).to_pandas()
-        for spec in specs:
-            if hasattr(spec.type, "to_pandas"):
-                try:
-                    frame[spec.name] = frame[spec.name].astype(spec.type.to_pandas())
-                except (TypeError, ValueError) as error:
-                    raise InvalidInput(
-                        f"Column {spec.name!r} does not fit the model's {spec.type}: {error}",
-                        fields={"dataset": [f"{spec.name!r} is not {spec.type}"]},
-                    ) from error
-        try:
-            predicted = np.asarray(model.predict(frame))
-        except Exception as error:  # the model's own code
-            raise ModelNotLoadable(
-                f"The model of {version} failed to predict: {type(error).__name__}: {error}",
-                fields={"y_pred": ["the version's model failed to predict"]},
-            ) from error
-    if predicted.ndim == 2 and predicted.shape[1] == 1:
-        predicted = predicted.ravel()
-    if predicted.ndim != 1:
+    its input signature. Raises ModelNotLoadable, InvalidInput naming missing columns,
+    MlflowUnavailable."""
+    try:
+        scorer = Scorer.load(version)
+        return scorer.predict(scorer.inputs(table.to_pandas()))
+    except MissingInputs as error:
+        raise InvalidInput(
+            f"The table lacks columns the model takes: {', '.join(error.missing)}.",
+            fields={"dataset": [f"no column {name!r}" for name in error.missing]},
+        ) from error
+    except Unusable as error:
         raise ModelNotLoadable(
-            f"The model of {version} gives {predicted.shape[1:]} values a row; a binary "
-            "classifier gives one.",
-            fields={"y_pred": ["the model does not predict one label a row"]},
-        )
-    return predicted
+            error.message, fields={"y_pred": ["the version's model cannot predict on it"]}
+        ) from error
 
 
 def _back_in_queue(report: BiasReport) -> None:

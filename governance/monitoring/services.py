@@ -56,8 +56,8 @@ from governance.registry.errors import (
     MlflowUnavailable,
     SchemaMismatch,
 )
-from governance.registry.mlflow_client import Mlflow
 from governance.registry.models import DatasetVersion, ModelVersion
+from governance.registry.scoring import MissingInputs, Scorer, Unusable
 
 MONITORING = SystemActor("monitoring")
 MAX_BINS = 100
@@ -844,9 +844,9 @@ class _Models:
 
     def __init__(self, monitor: Monitor):
         self.version = monitor.version
-        self._loaded: object | None = None
+        self._loaded: Scorer | None = None
 
-    def get(self) -> object:
+    def get(self) -> Scorer:
         if self._loaded is None:
             if self.version is None:
                 raise NoModelQuality(
@@ -854,7 +854,10 @@ class _Models:
                     "monitor has no model version to compute them.",
                     fields={"prediction_column": ["not in the data, and no model version"]},
                 )
-            self._loaded = Mlflow().load_model(self.version.model.name, self.version.version)
+            try:
+                self._loaded = Scorer.load(self.version)
+            except Unusable as error:
+                raise PredictionFailed(error.message) from error
         return self._loaded
 
 
@@ -863,31 +866,18 @@ def _predictions(monitor: Monitor, rows: object, models: _Models) -> tuple[objec
     of the positive class: from the prediction column when the data has it, else the model's."""
     if monitor.prediction_column and monitor.prediction_column in rows.columns:
         return rows[monitor.prediction_column], None
-    model = models.get()
-    schema = model.metadata.get_input_schema()
-    if schema is not None and schema.has_input_names():
-        wanted = {c.name: getattr(c.type, "name", "") for c in schema.inputs}
-    else:
-        skip = {monitor.label_column, monitor.id_column, monitor.prediction_column}
-        wanted = {c: "" for c in rows.columns if c not in skip}
-    absent = [c for c in wanted if c not in rows.columns]
-    if absent:
-        raise PredictionFailed(
-            f"The model needs columns the data lacks: {', '.join(absent)}.",
-            fields={c: ["the model's input, missing from the data"] for c in absent},
-        )
-    inputs = rows[list(wanted)].copy()
-    for name, kind in wanted.items():
-        if kind in ("double", "float"):
-            inputs[name] = inputs[name].astype("float64")
-    from mlflow.exceptions import MlflowException
-
+    scorer = models.get()
+    skip = {monitor.label_column, monitor.id_column, monitor.prediction_column}
     try:
-        predicted = model.predict(inputs)
-        scores = _scores(monitor, model, inputs)
-    except (MlflowException, ValueError, TypeError, KeyError) as error:
-        raise PredictionFailed(f"The model could not predict: {error}"[:1000]) from None
-    return predicted, scores
+        inputs = scorer.inputs(rows, exclude=skip)
+        return scorer.predict(inputs), _scores(monitor, scorer.model, inputs)
+    except MissingInputs as error:
+        raise PredictionFailed(
+            error.message,
+            fields={c: ["the model's input, missing from the data"] for c in error.missing},
+        ) from None
+    except Unusable as error:
+        raise PredictionFailed(error.message[:1000]) from None
 
 
 def _scores(monitor: Monitor, model: object, inputs: object) -> object:

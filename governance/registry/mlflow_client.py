@@ -148,17 +148,6 @@ class Mlflow:
         except OSError as error:
             raise MlflowNotFound(f"No model files at {source}: {error}") from error
 
-    def load_model(self, name: str, version: int) -> object:
-        """A registered model version as an MLflow pyfunc model, its files fetched through
-        this client (see `download_model`)."""
-        import tempfile
-
-        import mlflow.pyfunc
-
-        with tempfile.TemporaryDirectory(prefix="quorum-model-") as folder:
-            path = self.download_model(name, version, folder)
-            return self._call(mlflow.pyfunc.load_model, path)
-
     # Writes, used when an approval moves an alias
 
     def set_alias(self, model: str, alias: str, version: int) -> None:
