@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from dashboard.views.registry import _common
+from dashboard.views.common import project_page
 from governance.access import selectors as access
 from governance.access.errors import NotAllowed
 from governance.access.roles import Capability
@@ -41,7 +41,7 @@ def waiting(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def approvals(request: HttpRequest, slug: str) -> HttpResponse:
-    context = _common(request, slug, "approvals")
+    context = project_page(request, slug, "approvals")
     project = context["project"]
     state = request.GET.get("state", "")
     if state and state not in ApprovalRequest.State.values:
@@ -66,7 +66,7 @@ def approvals(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _approval(request: HttpRequest, slug: str, pk: int) -> dict:
-    context = _common(request, slug, "approvals")
+    context = project_page(request, slug, "approvals")
     approval = selectors.approval_of(context["project"], pk)
     context["approval"] = approval
     return context
@@ -222,7 +222,7 @@ def _parent(request: HttpRequest, **subject: object) -> Comment | None:
 @login_required
 def open_request(request: HttpRequest, slug: str, name: str, number: int) -> HttpResponse:
     """From a version's page: ask for it to be released to a stage."""
-    context = _common(request, slug, "models")
+    context = project_page(request, slug, "models")
     version = registry.version_of(context["project"], name, number)
     try:
         approval = services.open_request(
@@ -241,7 +241,7 @@ def open_request(request: HttpRequest, slug: str, name: str, number: int) -> Htt
 @require_POST
 @login_required
 def version_comment(request: HttpRequest, slug: str, name: str, number: int) -> HttpResponse:
-    context = _common(request, slug, "models")
+    context = project_page(request, slug, "models")
     version = registry.version_of(context["project"], name, number)
     try:
         services.add_comment(
@@ -261,7 +261,7 @@ def version_comment(request: HttpRequest, slug: str, name: str, number: int) -> 
 @require_GET
 @login_required
 def policies(request: HttpRequest, slug: str) -> HttpResponse:
-    context = _common(request, slug, "approvals")
+    context = project_page(request, slug, "approvals")
     context["policies"] = [
         (p, [gates.describe(g) for g in p.current.gates])
         for p in selectors.policies_of(context["project"])
@@ -274,7 +274,7 @@ def policies(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def policy_edit(request: HttpRequest, slug: str, stage: str = "") -> HttpResponse:
     """Create a policy (no stage in the URL) or edit one; every save is a new version."""
-    context = _common(request, slug, "approvals")
+    context = project_page(request, slug, "approvals")
     project = context["project"]
     if Capability.EDIT_POLICIES not in context["capabilities"]:
         raise NotAllowed("Only product owners and admins edit release policies.")

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard.views.registry import _common
+from dashboard.views.common import project_page
 from governance.access.roles import Capability
 from governance.delivery import kinds, selectors, services
 from governance.errors import DomainError
@@ -17,7 +17,7 @@ PAGE = 50
 @require_GET
 @login_required
 def jobs(request: HttpRequest, slug: str) -> HttpResponse:
-    context = _common(request, slug, "jobs")
+    context = project_page(request, slug, "jobs")
     project = context["project"]
     context.update(
         {
@@ -33,7 +33,7 @@ def jobs(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def job(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """A job: its progress and the tail of its log, refreshed while it runs."""
-    context = _common(request, slug, "jobs")
+    context = project_page(request, slug, "jobs")
     found = selectors.job_of(context["project"], pk)
     context.update(
         {
@@ -62,7 +62,7 @@ def job_retry(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 
 
 def _act(request: HttpRequest, slug: str, pk: int, action, done: str) -> HttpResponse:
-    context = _common(request, slug, "jobs")
+    context = project_page(request, slug, "jobs")
     found = selectors.job_of(context["project"], pk)
     try:
         action(actor=request.user, job=found)

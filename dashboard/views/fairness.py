@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from dashboard import charts
-from dashboard.views.registry import _common
+from dashboard.views.common import project_page
 from governance.access.errors import NotAllowed
 from governance.access.roles import Capability
 from governance.errors import DomainError, InvalidInput
@@ -58,7 +58,7 @@ def report_context(report: BiasReport) -> dict:
 def bias_report(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """A bias report: progress until the worker is done, then per-group figures, the
     disparities with the pair that makes each, charts and the verdict by the policy."""
-    context = _common(request, slug, "models")
+    context = project_page(request, slug, "models")
     report = selectors.report_of(context["project"], pk)
     context.update(report_context(report))
     if request.htmx:
@@ -68,7 +68,7 @@ def bias_report(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 
 
 def _version(request: HttpRequest, slug: str, name: str, number: int) -> dict:
-    context = _common(request, slug, "models")
+    context = project_page(request, slug, "models")
     context["version"] = registry.version_of(context["project"], name, number)
     return context
 
@@ -118,7 +118,7 @@ def _dataset(text: str) -> DatasetVersion:
 def fairness_policy(request: HttpRequest, slug: str) -> HttpResponse:
     """The limits the project's bias reports must keep: everyone in the project reads them,
     product owners and admins change them."""
-    context = _common(request, slug, "models")
+    context = project_page(request, slug, "models")
     project = context["project"]
     may_edit = Capability.EDIT_POLICIES in context["capabilities"]
     error, fields, status = "", {}, 200

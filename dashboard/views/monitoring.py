@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from dashboard import charts
-from dashboard.views.registry import _common
+from dashboard.views.common import project_page
 from governance.access.roles import Capability
 from governance.errors import DomainError, InvalidInput
 from governance.monitoring import quality, selectors, services, stats
@@ -21,7 +21,7 @@ from governance.registry.models import ModelVersion
 @login_required
 def monitors(request: HttpRequest, slug: str) -> HttpResponse:
     """The project's monitors; those who manage monitoring set up more."""
-    context = _common(request, slug, "monitors")
+    context = project_page(request, slug, "monitors")
     project = context["project"]
     error, status = "", 200
     if request.method == "POST":
@@ -86,7 +86,7 @@ def _number(text: str, field: str) -> int:
 @login_required
 def monitor(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """A monitor: send a batch, see its checks, the latest figures per feature, its alerts."""
-    context = _common(request, slug, "monitors")
+    context = project_page(request, slug, "monitors")
     found = selectors.monitor_of(context["project"], pk)
     error, status = "", 200
     if request.method == "POST":
@@ -151,7 +151,7 @@ def _feature_charts(
 @login_required
 def monitor_watch(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """Be told of the monitor's drift alerts, or no longer."""
-    context = _common(request, slug, "monitors")
+    context = project_page(request, slug, "monitors")
     found = selectors.monitor_of(context["project"], pk)
     on = request.POST.get("on") == "1"
     services.watch_monitor(actor=request.user, monitor=found, on=on)
@@ -165,7 +165,7 @@ def monitor_watch(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def alert_move(request: HttpRequest, slug: str, pk: int, alert_id: int, to: str) -> HttpResponse:
-    context = _common(request, slug, "monitors")
+    context = project_page(request, slug, "monitors")
     found = selectors.monitor_of(context["project"], pk)
     alert = selectors.alerts_of(found).filter(pk=alert_id).first()
     if alert is None:
@@ -185,7 +185,7 @@ def alert_move(request: HttpRequest, slug: str, pk: int, alert_id: int, to: str)
 @login_required
 def monitor_settings(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """Where the monitor fetches batches from, and how often it checks its window."""
-    context = _common(request, slug, "monitors")
+    context = project_page(request, slug, "monitors")
     found = selectors.monitor_of(context["project"], pk)
     form = request.POST
     try:
@@ -207,7 +207,7 @@ def monitor_settings(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @login_required
 def monitor_check(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """Check now the batches of the monitor's window."""
-    context = _common(request, slug, "monitors")
+    context = project_page(request, slug, "monitors")
     found = selectors.monitor_of(context["project"], pk)
     try:
         check = services.request_check(actor=request.user, monitor=found)
@@ -243,7 +243,7 @@ def _explained(error: DomainError) -> str:
 def batch(request: HttpRequest, slug: str, pk: int, batch_id: int) -> HttpResponse:
     """A batch: its data-quality report, its labels, and the model's quality on it against the
     reference; those who manage monitoring send the labels here."""
-    context = _common(request, slug, "monitors")
+    context = project_page(request, slug, "monitors")
     found = selectors.monitor_of(context["project"], pk)
     chosen = selectors.batch_of(found, batch_id)
     error, status = "", 200

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from dashboard import charts
+from dashboard.views.common import project_page
 from governance.access import selectors as access
 from governance.access.errors import NotAllowed
 from governance.access.models import Project
@@ -24,20 +25,10 @@ from governance.registry.selectors import Column
 DEFAULT_COLUMNS = 4  # metric columns shown before the person chooses
 
 
-def _common(request: HttpRequest, slug: str, section: str) -> dict:
-    project, capabilities = access.project_for(request.user, slug)
-    return {
-        "project": project,
-        "capabilities": capabilities,
-        "section": section,
-        "last_sync": selectors.last_sync(),
-    }
-
-
 @require_GET
 @login_required
 def experiments(request: HttpRequest, slug: str) -> HttpResponse:
-    context = _common(request, slug, "experiments")
+    context = project_page(request, slug, "experiments")
     context["experiments"] = selectors.experiments_of(context["project"])
     return render(request, "registry/experiments.html", context)
 
@@ -46,7 +37,7 @@ def experiments(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def experiment(request: HttpRequest, slug: str, experiment_id: str) -> HttpResponse:
     """The runs table: chosen columns, server-side sort and filter, keyset pages."""
-    context = _common(request, slug, "experiments")
+    context = project_page(request, slug, "experiments")
     experiment = selectors.experiment_of(context["project"], experiment_id)
     metric_keys, param_keys = selectors.run_keys(experiment)
     chosen = request.GET.getlist("column") or [f"metric:{k}" for k in metric_keys[:DEFAULT_COLUMNS]]
@@ -80,7 +71,7 @@ def experiment(request: HttpRequest, slug: str, experiment_id: str) -> HttpRespo
 @require_GET
 @login_required
 def run(request: HttpRequest, slug: str, run_id: str) -> HttpResponse:
-    context = _common(request, slug, "experiments")
+    context = project_page(request, slug, "experiments")
     run = selectors.run_of(context["project"], run_id)
     histories = services.metric_histories(run=run)
     context.update(
@@ -101,7 +92,7 @@ def run(request: HttpRequest, slug: str, run_id: str) -> HttpResponse:
 @login_required
 def compare(request: HttpRequest, slug: str) -> HttpResponse:
     """2 to 20 runs side by side: params with differences marked, metrics overlaid."""
-    context = _common(request, slug, "experiments")
+    context = project_page(request, slug, "experiments")
     ids = [i for value in request.GET.getlist("run") for i in value.split(",") if i]
     runs = selectors.runs_to_compare(context["project"], ids)
     metric_keys = sorted({key for run in runs for key in run.metrics})
@@ -128,7 +119,7 @@ def compare(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 @login_required
 def models(request: HttpRequest, slug: str) -> HttpResponse:
-    context = _common(request, slug, "models")
+    context = project_page(request, slug, "models")
     context["models"] = selectors.models_of(context["project"])
     return render(request, "registry/models.html", context)
 
@@ -136,7 +127,7 @@ def models(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 @login_required
 def model(request: HttpRequest, slug: str, name: str) -> HttpResponse:
-    context = _common(request, slug, "models")
+    context = project_page(request, slug, "models")
     model = selectors.model_of(context["project"], name)
     versions = list(selectors.versions_of(model))
     aliases_of = {}
@@ -154,7 +145,7 @@ def model(request: HttpRequest, slug: str, name: str) -> HttpResponse:
 
 
 def _version(request: HttpRequest, slug: str, name: str, number: int) -> dict:
-    context = _common(request, slug, "models")
+    context = project_page(request, slug, "models")
     version = selectors.version_of(context["project"], name, number)
     card = selectors.card_of(version)
     sections = card.sections if card else {}
@@ -268,7 +259,7 @@ def card_export(request: HttpRequest, slug: str, name: str, number: int, fmt: st
 @login_required
 def links(request: HttpRequest, slug: str) -> HttpResponse:
     """Which MLflow experiments and models the project owns; product owners link more."""
-    context = _common(request, slug, "models")
+    context = project_page(request, slug, "models")
     project = context["project"]
     access.project_for(request.user, slug, Capability.LINK_MLFLOW)
     error, status = "", 200
@@ -342,7 +333,7 @@ def search(request: HttpRequest) -> HttpResponse:
 @login_required
 def datasets(request: HttpRequest, slug: str) -> HttpResponse:
     """The project's data set versions; data scientists register more, hashed whole."""
-    context = _common(request, slug, "datasets")
+    context = project_page(request, slug, "datasets")
     project = context["project"]
     error, status = "", 200
     if request.method == "POST":
