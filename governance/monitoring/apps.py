@@ -8,7 +8,9 @@ class MonitoringConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from governance.approvals import gates
+        from governance.approvals import bundle, gates
+        from governance.monitoring.bundle import drift_part
         from governance.monitoring.gates import NO_DRIFT_ALERT
 
         gates.register(NO_DRIFT_ALERT)
+        bundle.register_part("drift", drift_part)

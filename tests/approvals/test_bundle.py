@@ -39,6 +39,9 @@ CORE = {
     "model_card.json",
     "audit_events.jsonl",
 }
+# What the fairness and monitoring areas attach to every bundle.
+PARTS = {"bias_report": ["fairness/bias_report.json"], "drift": ["monitoring/drift_status.json"]}
+PART_FILES = {name for names in PARTS.values() for name in names}
 
 
 @pytest.fixture
@@ -135,7 +138,7 @@ def test_the_bundle_holds_the_request_its_history_and_a_manifest_of_digests(
 ):
     files = files_of(made(approved, auditor, tmp_path))
 
-    assert set(files) == {*CORE, "manifest.json"}
+    assert set(files) == {*CORE, *PART_FILES, "manifest.json"}
     manifest = json.loads(files["manifest.json"])
     assert manifest["format"] == "quorum-release-bundle"
     assert manifest["format_version"] == 1
@@ -149,8 +152,8 @@ def test_the_bundle_holds_the_request_its_history_and_a_manifest_of_digests(
     assert manifest["made_at"]
     assert manifest["quorum_version"] == "0.1.0"
     assert manifest["model_card_revision"] == 1
-    assert manifest["parts"] == {}
-    assert set(manifest["files"]) == CORE
+    assert manifest["parts"] == PARTS
+    assert set(manifest["files"]) == CORE | PART_FILES
     for name, entry in manifest["files"].items():
         assert entry == {
             "sha256": hashlib.sha256(files[name]).hexdigest(),
