@@ -5,6 +5,7 @@ emails as files, all under `var/`. `DATABASE_URL`, `REDIS_URL`, `MLFLOW_TRACKING
 `EMAIL_URL` switch to real services. README.md lists every variable.
 """
 
+import base64
 import os
 import secrets
 from datetime import timedelta
@@ -19,19 +20,29 @@ VAR_DIR = Path(env("QUORUM_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _secret_key_from(path: Path) -> str:
+def _secret_key_from(path: Path, fernet: bool = False) -> str:
     """Read the key kept in `var/`, generating it the first time; web and worker race here."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return path.read_text().strip()
-    key = secrets.token_urlsafe(64)
+    # A Fernet key is 32 random bytes in URL-safe base64.
+    key = (
+        base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        if fernet
+        else (secrets.token_urlsafe(64))
+    )
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
     return key
 
 
 SECRET_KEY = env("SECRET_KEY", default="") or _secret_key_from(VAR_DIR / "secret_key")
+# Project secrets are encrypted with these Fernet keys: the first encrypts, all decrypt, so a
+# new key goes first and `manage.py rotate_secrets` re-encrypts with it. Generated into var/.
+QUORUM_SECRET_KEYS = env.list("QUORUM_SECRET_KEYS", default=[]) or [
+    _secret_key_from(VAR_DIR / "secrets_key", fernet=True)
+]
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

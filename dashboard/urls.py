@@ -20,6 +20,7 @@ from dashboard.views import (
     monitoring,
     notify,
     registry,
+    secrets,
 )
 
 auth_patterns = [
@@ -182,6 +183,12 @@ urlpatterns = [
     path("projects/<slug:slug>/policies/new/", approvals.policy_edit, name="policy_new"),
     path("projects/<slug:slug>/policies/<slug:stage>/", approvals.policy_edit, name="policy_edit"),
     path("projects/<slug:slug>/jobs/", delivery.jobs, name="jobs"),
+    path("projects/<slug:slug>/secrets/", secrets.secrets, name="secrets"),
+    path(
+        "projects/<slug:slug>/secrets/<str:name>/delete/",
+        secrets.secret_delete,
+        name="secret_delete",
+    ),
     path("projects/<slug:slug>/jobs/<int:pk>/", delivery.job, name="job"),
     path("projects/<slug:slug>/jobs/<int:pk>/cancel/", delivery.job_cancel, name="job_cancel"),
     path("projects/<slug:slug>/jobs/<int:pk>/retry/", delivery.job_retry, name="job_retry"),

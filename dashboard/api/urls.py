@@ -11,6 +11,7 @@ from dashboard.api import (
     monitoring,
     notify,
     registry,
+    secrets,
 )
 
 urlpatterns = [
@@ -86,6 +87,12 @@ urlpatterns = [
         name="api-project-restore",
     ),
     path("projects/<slug:slug>/members/", access.MemberListView.as_view(), name="api-members"),
+    path("projects/<slug:slug>/secrets/", secrets.SecretListView.as_view(), name="api-secrets"),
+    path(
+        "projects/<slug:slug>/secrets/<str:name>/",
+        secrets.SecretDetailView.as_view(),
+        name="api-secret",
+    ),
     path(
         "projects/<slug:slug>/experiments/",
         registry.ExperimentListView.as_view(),

@@ -29,3 +29,23 @@ class JobCancelled(Exception):
 
 class TransientJobError(Exception):
     """A job's work met something a later try may cure (a service down, a network error)."""
+
+
+class SecretNotFound(NotFound):
+    code = "secret_not_found"
+    default_message = "The project has no secret of that name."
+
+
+class InvalidSecret(InvalidInput):
+    code = "invalid_secret"
+    default_message = "A secret needs a name like DB_PASSWORD and a value."
+
+
+class SecretUnreadable(Conflict):
+    """No configured key opens the stored value: a key was removed before rotating."""
+
+    code = "secret_unreadable"
+    default_message = (
+        "The secret cannot be decrypted with the configured keys: restore the old key in "
+        "QUORUM_SECRET_KEYS (after the new one) and run `manage.py rotate_secrets`."
+    )

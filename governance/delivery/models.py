@@ -79,3 +79,25 @@ class JobLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} line {self.number}"
+
+
+class Secret(models.Model):
+    """A project's secret: its name in clear, its value only encrypted (see vault.py)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="secrets")
+    name = models.CharField(max_length=100)
+    sealed = models.TextField(help_text="The value, encrypted; never shown.")
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    set_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="secret_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -7,6 +7,7 @@ and takes it over, as a new attempt. A finished job is never run again.
 """
 
 import contextlib
+import json
 import threading
 import time
 import traceback
@@ -41,6 +42,22 @@ class JobContext:
     def __init__(self, job: Job):
         self.job = job
         self._lines = JobLine.objects.filter(job=job).count()
+        self._hidden: set[str] = set()
+
+    def secret(self, name: str) -> str:
+        """A secret of the job's project, its use audited; its value never reaches the log.
+        Raises SecretNotFound, SecretUnreadable."""
+        from governance.delivery.services import use_secret  # services imports this module
+
+        value = use_secret(project=self.job.project, name=name, user=f"job {self.job.pk}")
+        self._hidden.add(value)
+        return value
+
+    def masked(self, text: str) -> str:
+        """`text` with every secret this job read blotted out."""
+        for value in sorted(self._hidden, key=len, reverse=True):
+            text = text.replace(value, "••••••")
+        return text
 
     @property
     def params(self) -> dict:
@@ -61,7 +78,7 @@ class JobContext:
     def log(self, text: str) -> None:
         """Add lines to the job's log, at once, for the page that follows it."""
         new = []
-        for line in str(text).splitlines() or [""]:
+        for line in self.masked(str(text)).splitlines() or [""]:
             if self._lines >= MAX_LINES:
                 break
             self._lines += 1
@@ -166,7 +183,8 @@ def _finish(
             .select_related("project", "triggered_by")
             .get(pk=job.pk)
         )
-        job.state, job.result, job.error = state, result, error[:10_000]
+        job.state, job.result = state, json.loads(context.masked(json.dumps(result)))
+        job.error = context.masked(error)[:10_000]
         job.cpu_seconds += time.process_time() - cpu
         job.wall_seconds += time.perf_counter() - wall
         job.peak_memory_bytes = max(job.peak_memory_bytes, peak)
@@ -183,7 +201,7 @@ def _finish(
                 "kind": job.kind,
                 "version": str(job.version) if job.version_id else None,
                 "attempts": job.attempts,
-                "error": error[:500],
+                "error": context.masked(error)[:500],
                 "cpu_seconds": round(job.cpu_seconds, 3),
                 "wall_seconds": round(job.wall_seconds, 3),
                 "peak_memory_bytes": job.peak_memory_bytes,
@@ -194,7 +212,7 @@ def _finish(
                 recipients=[job.triggered_by],
                 kind=Kind.JOB_FINISHED,
                 subject=f"{kinds.get(job.kind).label} {job.get_state_display().lower()}",
-                body=error or f"{job} finished in {job.wall_seconds:.1f} s.",
+                body=job.error or f"{job} finished in {job.wall_seconds:.1f} s.",
                 url=reverse("job", args=[job.project.slug, job.pk]),
                 key=f"job-{job.pk}-{job.attempts}",
                 project=job.project,

@@ -4,7 +4,7 @@ from django.db.models import Count, QuerySet, Sum
 
 from governance.access.models import Project
 from governance.delivery.errors import JobNotFound
-from governance.delivery.models import Job, JobLine
+from governance.delivery.models import Job, JobLine, Secret
 
 TAIL = 200
 
@@ -44,3 +44,8 @@ def costs_of(project: Project) -> dict:
         .order_by("-cpu_seconds", "version__model__name")
     )
     return {"total": jobs.aggregate(**COST), "models": per_model}
+
+
+def secrets_of(project: Project) -> QuerySet[Secret]:
+    """The project's secrets without their values (not even encrypted)."""
+    return Secret.objects.filter(project=project).select_related("set_by").defer("sealed")

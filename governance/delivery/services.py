@@ -2,6 +2,7 @@
 hands the broker what it could not take before."""
 
 import logging
+import re
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -11,10 +12,11 @@ from django.utils import timezone
 
 from governance.access.models import Project
 from governance.access.permissions import require
+from governance.access.roles import Capability
 from governance.audit.services import SystemActor, record
-from governance.delivery import kinds
-from governance.delivery.errors import JobFinished, JobNotRetryable
-from governance.delivery.models import Job
+from governance.delivery import kinds, vault
+from governance.delivery.errors import InvalidSecret, JobFinished, JobNotRetryable, SecretNotFound
+from governance.delivery.models import Job, Secret
 from governance.delivery.runner import STALE_AFTER
 from governance.errors import InvalidInput
 from governance.registry.models import ModelVersion
@@ -152,3 +154,89 @@ def sweep_jobs() -> int:
         .values_list("pk", flat=True)[:SWEEP_BATCH]
     )
     return sum(enqueue(pk) for pk in ids)
+
+
+# Secrets: written by people, read only by jobs and deployments, never shown.
+
+SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,99}$")
+MAX_SECRET = 64 * 1024
+
+
+def set_secret(*, actor: AbstractBaseUser, project: Project, name: str, value: str) -> Secret:
+    """Keep `value` encrypted under `name` (like DB_PASSWORD), replacing a previous value.
+    The audit trail says who set which name, never the value.
+
+    Raises NotAllowed, InvalidSecret naming the field.
+    """
+    require(actor, Capability.RUN_PIPELINES, project)
+    name = (name or "").strip()
+    if not SECRET_NAME.match(name):
+        raise InvalidSecret(
+            fields={"name": ["Capitals, digits and _, starting with a letter (DB_PASSWORD)."]}
+        )
+    if not isinstance(value, str) or not value:
+        raise InvalidSecret(fields={"value": ["Give the secret's value."]})
+    if len(value.encode()) > MAX_SECRET:
+        raise InvalidSecret(fields={"value": [f"At most {MAX_SECRET // 1024} KiB."]})
+    with transaction.atomic():
+        secret = Secret.objects.select_for_update().filter(project=project, name=name).first()
+        replaced = secret is not None
+        if secret is None:
+            secret = Secret(project=project, name=name)
+        secret.sealed, secret.set_by, secret.set_at = vault.seal(value), actor, timezone.now()
+        secret.save()
+        record(
+            actor=actor,
+            action="secret.set",
+            target=secret,
+            project=project,
+            payload={"name": name, "replaced": replaced},
+        )
+    return secret
+
+
+def delete_secret(*, actor: AbstractBaseUser, project: Project, name: str) -> None:
+    """Forget a secret. Raises NotAllowed, SecretNotFound."""
+    require(actor, Capability.RUN_PIPELINES, project)
+    with transaction.atomic():
+        secret = Secret.objects.select_for_update().filter(project=project, name=name).first()
+        if secret is None:
+            raise SecretNotFound
+        record(
+            actor=actor, action="secret.deleted", target=secret, project=project,
+            payload={"name": name},
+        )  # fmt: skip
+        secret.delete()
+
+
+def use_secret(*, project: Project, name: str, user: str) -> str:
+    """A secret's value for a job or deployment of the project (`user` says which), the use on
+    the audit trail by name. Raises SecretNotFound, SecretUnreadable."""
+    with transaction.atomic():
+        secret = Secret.objects.select_for_update().filter(project=project, name=name).first()
+        if secret is None:
+            raise SecretNotFound(f"The project has no secret {name!r}.")
+        value = vault.unseal(secret.sealed)
+        secret.last_used_at = timezone.now()
+        secret.save(update_fields=["last_used_at"])
+        record(
+            actor=SystemActor(user), action="secret.used", target=secret, project=project,
+            payload={"name": name, "by": user},
+        )  # fmt: skip
+    return value
+
+
+def rotate_secrets() -> int:
+    """Encrypt every secret again with the first of QUORUM_SECRET_KEYS; run after putting a new
+    key first. Returns how many. Raises SecretUnreadable naming none of the values."""
+    count = 0
+    with transaction.atomic():
+        for secret in Secret.objects.select_for_update().order_by("pk"):
+            secret.sealed = vault.reseal(secret.sealed)
+            secret.save(update_fields=["sealed"])
+            count += 1
+        record(
+            actor=SystemActor("rotate_secrets"), action="secret.rotated", target=None,
+            payload={"secrets": count},
+        )  # fmt: skip
+    return count

@@ -140,6 +140,10 @@ def _made_version(c) -> ModelVersion:
     return make_version(c.project, "credit-scoring", 1)
 
 
+def _secret(c):
+    return delivery.set_secret(actor=c.admin, project=c.project, name="KEY", value="v")
+
+
 def _job(c):
     return delivery.start_job(
         actor=c.admin, project=c.project, kind="inspect", version=_made_version(c)
@@ -435,6 +439,22 @@ SCENARIOS = {
             actor=c.admin, project=c.project, kind="inspect", version=_made_version(c)
         ),
         "job.queued",
+    ),
+    "governance.delivery.services.set_secret": (
+        lambda c: delivery.set_secret(actor=c.admin, project=c.project, name="KEY", value="v"),
+        "secret.set",
+    ),
+    "governance.delivery.services.delete_secret": (
+        lambda c: delivery.delete_secret(actor=c.admin, project=c.project, name=_secret(c).name),
+        "secret.deleted",
+    ),
+    "governance.delivery.services.use_secret": (
+        lambda c: delivery.use_secret(project=c.project, name=_secret(c).name, user="job 1"),
+        "secret.used",
+    ),
+    "governance.delivery.services.rotate_secrets": (
+        lambda c: (_secret(c), delivery.rotate_secrets()),
+        "secret.rotated",
     ),
     "governance.delivery.services.cancel_job": (
         lambda c: delivery.cancel_job(actor=c.admin, job=_job(c)),
