@@ -180,3 +180,19 @@ def test_the_api_writes_values_and_reads_back_names_only(project, engineer, view
     assert gone.status_code == 204
     again = api(engineer).delete(reverse("api-secret", args=["credit-risk", "DB_PASSWORD"]))
     assert again.status_code == 404
+
+
+def test_the_rotate_command_reports_its_count_and_a_lost_key_clearly(
+    project, engineer, settings, capsys
+):
+    from django.core.management import CommandError, call_command
+
+    old = fernet_key()
+    settings.QUORUM_SECRET_KEYS = [old]
+    services.set_secret(actor=engineer, project=project, name="API_KEY", value=VALUE)
+    settings.QUORUM_SECRET_KEYS = [fernet_key(), old]
+    call_command("rotate_secrets")
+    assert "1 secret(s) encrypted with the first key." in capsys.readouterr().out
+    settings.QUORUM_SECRET_KEYS = [fernet_key()]
+    with pytest.raises(CommandError, match="QUORUM_SECRET_KEYS"):
+        call_command("rotate_secrets")
