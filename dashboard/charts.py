@@ -290,6 +290,7 @@ def bias_group_rates(groups: list[dict], policy: Mapping[str, object]) -> dict |
         _limit_line(figure, odds_ratio * max(fprs), f"FPR ratio floor ({odds_ratio:g})", "#d35400")
     figure.update_yaxes(title="rate", range=[0, 1.05])
     figure.update_layout(barmode="group", hovermode="closest")
+    return _figure(figure)
 
 
 def quality_over_time(batches: list, reference: Mapping[str, object]) -> dict | None:

@@ -34,6 +34,7 @@ def test_a_finished_report_shows_groups_worst_pairs_charts_and_the_verdict(
     assert "female vs male" in body
     assert 'data-target="selection-chart"' in body
     assert "ratio floor: 0.8" in body
+    assert 'data-target="rates-chart"' in body, "error rates are drawn with their limits"
     assert "hx-trigger" not in body
 
 
