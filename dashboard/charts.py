@@ -145,10 +145,13 @@ def feature_distribution(feature: Mapping) -> dict | None:
         figure.add_bar(
             x=labels[: len(counts)], y=[c / total for c in counts], name=name, marker_color=colour
         )
-    figure.update_layout(barmode="group", legend={"orientation": "h", "y": 1.12})
+    figure.update_layout(barmode="group")
     figure.update_yaxes(title="share of values", tickformat=".0%")
     figure.update_xaxes(tickangle=-35)
-    return _figure(figure)
+    drawn = _figure(figure)
+    # Above the plot: the slanted bin labels take the room below it.
+    drawn["layout"]["legend"] = {"orientation": "h", "y": 1.12}
+    return drawn
 
 
 def feature_history(points: list, kind: str, thresholds: Mapping[str, float]) -> dict | None:
@@ -329,5 +332,4 @@ def quality_over_time(batches: list, reference: Mapping[str, object]) -> dict | 
                 name=f"{label} (reference)",
                 line={"color": colour, "dash": "dot"},
             )
-    figure.update_xaxes(title="batch received")
     return _figure(figure)

@@ -376,13 +376,14 @@ def _register(
         client.set_registered_model_alias(name, alias, str(version))
 
 
-def drifting_batches(seed: int = 21) -> list[pd.DataFrame]:
-    """Three days of applications after release: two like the training data, then one where
-    incomes fell and late payments rose (what a downturn looks like to the model)."""
+def drifting_batches(seed: int = 21) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Three days of applications after release, each with the outcomes learnt later: two
+    like the training data, then one where incomes fell and late payments rose (what a downturn
+    looks like to the model)."""
     credit = credit_applicants()
-    days = [credit_applicants(seed=seed + n, rows=800).test for n in range(3)]
+    days = [credit_applicants(seed=seed + n, rows=4000).test for n in range(3)]
     downturn = days[2].copy()
     downturn["income"] = (downturn["income"] * 0.7).round(2)
     downturn["late_payments"] = downturn["late_payments"] + 1
     days[2] = downturn
-    return [day[credit.features] for day in days]
+    return [(day[credit.features], day[[credit.target]]) for day in days]

@@ -82,6 +82,11 @@ def test_demo_trains_real_models_that_the_mirror_shows_in_the_demo_projects(db, 
     drifted = [check.drifted for check in monitor.checks.order_by("created_at")]
     assert drifted == [False, False, True]
     assert {a.feature for a in monitor.alerts.all()} >= {"income", "late_payments"}
+    # The outcomes came later: the model held on the first two days and fell on the third.
+    batches = list(monitor.batches.order_by("received_at", "pk"))
+    assert [b.model_quality_state for b in batches] == ["done", "done", "done"]
+    assert [bool(b.model_quality["degraded"]) for b in batches] == [False, False, True]
+    assert monitor.alerts.filter(feature="quality:accuracy", opened_by__batch=batches[2]).exists()
     passing = BiasReport.objects.get(version=version)
     assert (passing.state, passing.passed, passing.y_pred) == ("done", True, "")
     assert passing.result["groups"]
