@@ -10,5 +10,7 @@ class DeliveryConfig(AppConfig):
     def ready(self) -> None:
         from governance.delivery import kinds
         from governance.delivery.model_files import INSPECT
+        from governance.delivery.packaging import PACKAGE
 
         kinds.register(INSPECT)
+        kinds.register(PACKAGE)
