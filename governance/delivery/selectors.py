@@ -5,6 +5,7 @@ from django.db.models import Count, QuerySet, Sum
 from governance.access.models import Project
 from governance.delivery.errors import JobNotFound
 from governance.delivery.models import Job, JobLine
+from governance.registry.models import ModelVersion
 
 TAIL = 200
 
@@ -44,3 +45,10 @@ def costs_of(project: Project) -> dict:
         .order_by("-cpu_seconds", "version__model__name")
     )
     return {"total": jobs.aggregate(**COST), "models": per_model}
+
+
+def latest_package_job_of(version: ModelVersion) -> Job | None:
+    """The version's newest package job, whatever its state."""
+    return (
+        Job.objects.filter(version=version, kind="package").order_by("-created_at", "-id").first()
+    )
