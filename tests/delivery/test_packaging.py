@@ -175,3 +175,33 @@ def test_the_sample_rows_follow_the_signature_when_no_example_was_logged():
         Model(), Path("/nonexistent"), [{"name": "age", "type": "double"}]
     )
     assert json.dumps(list(again["age"])) == json.dumps(list(rows["age"])), "seeded"
+
+
+def test_the_packaged_gate_follows_the_package_jobs_of_a_version(mlflow_project):
+    from governance.approvals.gates import Outcome, check_all
+
+    version = _version(mlflow_project, "credit-scoring")
+    gate = [{"kind": "packaged"}]
+    assert check_all(version, gate)[0].outcome == Outcome.MISSING
+
+    failed_parity = _package(mlflow_project, version, {"tolerance": 0})
+    judged = check_all(version, gate)[0]
+    assert judged.outcome == Outcome.FAIL
+    assert f"package job {failed_parity.pk}: parity failed" in judged.reason
+
+    passed = _package(mlflow_project, version)
+    judged = check_all(version, gate)[0]
+    assert judged.outcome == Outcome.PASS
+    assert judged.reason == f"package job {passed.pk} succeeded: ONNX parity passed"
+
+
+def test_the_packaged_gate_passes_a_model_packaged_natively(mlflow_project):
+    from sklearn.kernel_ridge import KernelRidge
+
+    from governance.approvals.gates import Outcome, check_all
+
+    version = _version(mlflow_project, "ridge", model=KernelRidge())
+    _package(mlflow_project, version)
+    judged = check_all(version, [{"kind": "packaged"}])[0]
+    assert judged.outcome == Outcome.PASS
+    assert "not convertible" in judged.reason
