@@ -114,7 +114,7 @@ def package_model(context: JobContext) -> dict:
         package = {
             "path": str(archive),
             "size_bytes": archive.stat().st_size,
-            "sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
+            "sha256": _sha256(archive),
             "files": sorted(str(p.relative_to(build)) for p in build.rglob("*") if p.is_file())[
                 :200
             ],
@@ -397,15 +397,15 @@ def _log_to_mlflow(
     name, number = job.version.model.name, job.version.version
     folder = f"quorum-package-{job.pk}"
     try:
-        run_id = mlflow._call(mlflow.client.get_model_version, name, str(number)).run_id
+        run_id = mlflow.source_run_of(name, number)
         logged = []
         if run_id:
-            mlflow._call(mlflow.client.log_artifact, run_id, str(archive), folder)
+            mlflow.log_artifact(run_id, str(archive), folder)
             logged.append(f"{folder}/{archive.name}")
             if onnx_bytes is not None:
                 onnx_file = archive.parent / "model.onnx"
                 onnx_file.write_bytes(onnx_bytes)
-                mlflow._call(mlflow.client.log_artifact, run_id, str(onnx_file), folder)
+                mlflow.log_artifact(run_id, str(onnx_file), folder)
                 logged.append(f"{folder}/model.onnx")
         mlflow.set_version_tag(name, number, "quorum.package_job", str(job.pk))
         mlflow.set_version_tag(name, number, "quorum.onnx", str(bool(onnx.get("passed"))).lower())
@@ -415,6 +415,11 @@ def _log_to_mlflow(
     return {"run_id": run_id, "artifacts": logged,
             "tags": {"quorum.package_job": str(job.pk),
                      "quorum.onnx": str(bool(onnx.get("passed"))).lower()}}  # fmt: skip
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def _slug(name: str) -> str:

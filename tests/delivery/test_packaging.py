@@ -2,6 +2,7 @@
 the model converts and predicts as the original, natively otherwise, checked by starting the
 packaged server, and logged back to MLflow."""
 
+import hashlib
 import json
 import tarfile
 from pathlib import Path
@@ -73,6 +74,7 @@ def test_a_worker_packages_a_scikit_learn_model_as_onnx_and_serves_it(
     assert "/opt/quorum/server.py" in dockerfile
     assert all("==" in line for line in requirements.split()), requirements
     assert result["package"]["size_bytes"] == archive.stat().st_size
+    assert result["package"]["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
 
     assert result["docker"] == {
         "built": False, "why_not": "no Docker engine here: the context is ready to build"
