@@ -162,7 +162,9 @@ def _finish(
     peak = _peak_memory()
     with transaction.atomic():
         job = (
-            Job.objects.select_for_update().select_related("project", "triggered_by").get(pk=job.pk)
+            Job.objects.select_for_update(of=("self",))
+            .select_related("project", "triggered_by")
+            .get(pk=job.pk)
         )
         job.state, job.result, job.error = state, result, error[:10_000]
         job.cpu_seconds += time.process_time() - cpu
