@@ -125,6 +125,11 @@ urlpatterns = [
         name="model_version",
     ),
     path(
+        "projects/<slug:slug>/models/<path:name>/versions/<int:number>/package/",
+        delivery.package_version,
+        name="package_version",
+    ),
+    path(
         "projects/<slug:slug>/models/<path:name>/versions/<int:number>/card/edit/",
         registry.card_edit,
         name="card_edit",
@@ -192,6 +197,11 @@ urlpatterns = [
     path("projects/<slug:slug>/jobs/<int:pk>/", delivery.job, name="job"),
     path("projects/<slug:slug>/jobs/<int:pk>/cancel/", delivery.job_cancel, name="job_cancel"),
     path("projects/<slug:slug>/jobs/<int:pk>/retry/", delivery.job_retry, name="job_retry"),
+    path(
+        "projects/<slug:slug>/jobs/<int:pk>/package.tar.gz",
+        delivery.job_package,
+        name="job_package",
+    ),
     path("projects/<slug:slug>/monitors/", monitoring.monitors, name="monitors"),
     path("projects/<slug:slug>/bias-reports/<int:pk>/", fairness.bias_report, name="bias_report"),
     path("projects/<slug:slug>/fairness/", fairness.fairness_policy, name="fairness_policy"),

@@ -17,6 +17,7 @@ from governance.access.permissions import require_admin
 from governance.access.roles import Capability
 from governance.approvals import selectors as approvals
 from governance.audit.selectors import history_of
+from governance.delivery import selectors as delivery
 from governance.errors import DomainError, InvalidInput
 from governance.fairness import selectors as fairness
 from governance.registry import cards, selectors, services, tables
@@ -184,6 +185,8 @@ def version(request: HttpRequest, slug: str, name: str, number: int) -> HttpResp
             "bias_reports": list(fairness.reports_of(version)[:10]),
             "may_assess": Capability.MANAGE_MONITORING in context["capabilities"],
             "comment_action": reverse("version_comment", args=[slug, name, number]),
+            "package_job": delivery.latest_package_job_of(version),
+            "may_package": Capability.RUN_PIPELINES in context["capabilities"],
         }
     )
     if context["may_assess"]:

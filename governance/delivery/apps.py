@@ -8,7 +8,12 @@ class DeliveryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from governance.approvals import gates
         from governance.delivery import kinds
+        from governance.delivery.gates import PACKAGED
         from governance.delivery.model_files import INSPECT
+        from governance.delivery.packaging import PACKAGE
 
         kinds.register(INSPECT)
+        kinds.register(PACKAGE)
+        gates.register(PACKAGED)

@@ -5,6 +5,7 @@ from django.db.models import Count, QuerySet, Sum
 from governance.access.models import Project
 from governance.delivery.errors import JobNotFound
 from governance.delivery.models import Job, JobLine, Secret
+from governance.registry.models import ModelVersion
 
 TAIL = 200
 
@@ -49,3 +50,10 @@ def costs_of(project: Project) -> dict:
 def secrets_of(project: Project) -> QuerySet[Secret]:
     """The project's secrets without their values (not even encrypted)."""
     return Secret.objects.filter(project=project).select_related("set_by").defer("sealed")
+
+
+def latest_package_job_of(version: ModelVersion) -> Job | None:
+    """The version's newest package job, whatever its state."""
+    return (
+        Job.objects.filter(version=version, kind="package").order_by("-created_at", "-id").first()
+    )

@@ -159,6 +159,14 @@ class Mlflow:
     def set_version_tag(self, model: str, version: int, key: str, value: str) -> None:
         self._call(self.client.set_model_version_tag, model, str(version), key, value)
 
+    def source_run_of(self, model: str, version: int) -> str:
+        """The id of the run a version was registered from; "" when it has none."""
+        return self._call(self.client.get_model_version, model, str(version)).run_id or ""
+
+    def log_artifact(self, run_id: str, path: str, folder: str) -> None:
+        """Add a local file to a run's artifacts, under `folder`."""
+        self._call(self.client.log_artifact, run_id, path, folder)
+
     def register_webhook(self, *, name: str, url: str, secret: str, events: list[str]) -> str:
         """Create the webhook, or point the one of that name at `url`. Returns its id."""
         for webhook in self._pages(self.client.list_webhooks, max_results=100):
