@@ -4,7 +4,7 @@ import pytest
 
 from governance.monitoring import hooks, services
 from governance.monitoring.models import DriftCheck
-from tests.monitoring.test_monitors import frame, monitor, send  # noqa: F401 (a fixture)
+from tests.monitoring.test_monitors import frame, send
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def heard():
 
 
 def test_listeners_hear_each_new_alert_once_and_each_new_batch(
-    monitor,  # noqa: F811
+    monitor,
     scientist,
     heard,
 ):

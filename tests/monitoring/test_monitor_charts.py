@@ -12,10 +12,10 @@ from governance.access.errors import ProjectNotFound
 from governance.monitoring import services, stats
 from governance.monitoring.models import DriftCheck
 from governance.notify.models import Notification
-from tests.monitoring.test_monitors import frame, monitor, send  # noqa: F401 (a fixture)
+from tests.monitoring.test_monitors import frame, send
 
 
-def check(monitor, who, data):  # noqa: F811 (the fixture's name, as a parameter)
+def check(monitor, who, data):
     batch = send(monitor, who, data)
     return services.run_drift_check(check_id=DriftCheck.objects.get(batch=batch).pk)
 
@@ -47,7 +47,7 @@ def test_the_category_list_for_charts_is_capped_like_the_other_lists():
 
 def test_the_first_drifted_feature_is_explained_with_its_bins_and_history(
     login,
-    monitor,  # noqa: F811
+    monitor,
     scientist,
     viewer,
 ):
@@ -73,7 +73,7 @@ def test_the_first_drifted_feature_is_explained_with_its_bins_and_history(
 
 def test_a_feature_chosen_by_name_is_shown_with_its_categories(
     login,
-    monitor,  # noqa: F811
+    monitor,
     scientist,
 ):
     check(monitor, scientist, frame(2000, shift=1.5, seed=22))
@@ -84,7 +84,7 @@ def test_a_feature_chosen_by_name_is_shown_with_its_categories(
     assert sorted(reference["x"]) == ["east", "north", "south"]
 
 
-def test_thresholds_of_the_monitor_draw_the_lines(login, monitor, scientist):  # noqa: F811
+def test_thresholds_of_the_monitor_draw_the_lines(login, monitor, scientist):
     monitor.thresholds = {"psi": 0.3, "p_value": 0.001}
     monitor.save()
     check(monitor, scientist, frame(500, shift=1.5, seed=23))
@@ -93,7 +93,7 @@ def test_thresholds_of_the_monitor_draw_the_lines(login, monitor, scientist):  #
     assert limits == [0.3, 0.1, 0.001]
 
 
-def test_an_unknown_feature_falls_back_to_the_first(login, monitor, scientist):  # noqa: F811
+def test_an_unknown_feature_falls_back_to_the_first(login, monitor, scientist):
     check(monitor, scientist, frame(500, shift=1.5, seed=24))
     url = reverse("monitor", args=["credit-risk", monitor.pk])
     response = login(scientist).get(url, {"feature": "no such column"})
@@ -101,7 +101,7 @@ def test_an_unknown_feature_falls_back_to_the_first(login, monitor, scientist): 
     assert response.context["chosen"].feature == "age"
 
 
-def test_a_monitor_without_checks_draws_nothing(login, monitor, scientist):  # noqa: F811
+def test_a_monitor_without_checks_draws_nothing(login, monitor, scientist):
     response = login(scientist).get(reverse("monitor", args=["credit-risk", monitor.pk]))
     assert figures(response) == {}
     assert "chosen" not in response.context
@@ -109,7 +109,7 @@ def test_a_monitor_without_checks_draws_nothing(login, monitor, scientist):  # n
 
 def test_the_page_reads_the_same_number_of_rows_however_many_checks(
     login,
-    monitor,  # noqa: F811
+    monitor,
     scientist,
     django_assert_max_num_queries,
 ):
@@ -126,7 +126,7 @@ def test_the_page_reads_the_same_number_of_rows_however_many_checks(
 
 def test_a_product_owner_who_watches_is_told_of_the_next_alert(
     login,
-    monitor,  # noqa: F811
+    monitor,
     scientist,
     owner,
 ):
@@ -141,13 +141,13 @@ def test_a_product_owner_who_watches_is_told_of_the_next_alert(
     assert owner not in monitor.subscribers.all()
 
 
-def test_an_outsider_cannot_watch_a_monitor(login, monitor, outsider):  # noqa: F811
+def test_an_outsider_cannot_watch_a_monitor(login, monitor, outsider):
     url = reverse("monitor_watch", args=["credit-risk", monitor.pk])
     assert login(outsider).post(url, {"on": "1"}).status_code == 404
     assert outsider not in monitor.subscribers.all()
 
 
-def test_watching_asks_only_to_see_the_project(monitor, viewer, outsider):  # noqa: F811
+def test_watching_asks_only_to_see_the_project(monitor, viewer, outsider):
     assert services.watch_monitor(actor=viewer, monitor=monitor) is True
     with pytest.raises(ProjectNotFound):
         services.watch_monitor(actor=outsider, monitor=monitor)

@@ -13,7 +13,6 @@ from governance.monitoring import services
 from governance.monitoring.errors import AlertNotOpen, CommentRequired, NotATable
 from governance.monitoring.models import Batch, DriftAlert, DriftCheck, FeatureDrift, Monitor
 from governance.notify.models import Notification
-from governance.registry import services as registry
 from governance.registry.errors import SchemaMismatch, UnreadableTable
 from governance.registry.models import DatasetVersion
 
@@ -31,22 +30,6 @@ def frame(rows: int, shift: float = 0.0, seed: int = 1) -> pd.DataFrame:
 
 def csv_of(data: pd.DataFrame) -> io.BytesIO:
     return io.BytesIO(data.to_csv(index=False).encode())
-
-
-@pytest.fixture
-def monitor(project, scientist):
-    import pyarrow as pa
-
-    reference = registry.keep_table(
-        actor=scientist,
-        project=project,
-        name="applicants",
-        table=pa.Table.from_pandas(frame(2000), preserve_index=False),
-        source="reference.csv",
-    )
-    return services.create_monitor(
-        actor=scientist, project=project, name="credit inputs", reference=reference
-    )
 
 
 def send(monitor, who, data, name="batch.csv", callbacks=None):

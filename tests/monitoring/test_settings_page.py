@@ -2,7 +2,6 @@
 
 import io
 
-import pyarrow as pa
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -10,22 +9,7 @@ from django.utils import timezone
 from governance.audit.models import AuditEvent
 from governance.monitoring import services
 from governance.monitoring.models import DriftCheck, Monitor
-from governance.registry import services as registry
 from tests.monitoring.test_monitors import csv_of, frame
-
-
-@pytest.fixture
-def monitor(project, scientist):
-    reference = registry.keep_table(
-        actor=scientist,
-        project=project,
-        name="applicants",
-        table=pa.Table.from_pandas(frame(2000), preserve_index=False),
-        source="reference.csv",
-    )
-    return services.create_monitor(
-        actor=scientist, project=project, name="credit inputs", reference=reference
-    )
 
 
 def page(monitor) -> str:

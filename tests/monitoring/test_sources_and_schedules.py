@@ -11,22 +11,7 @@ from governance.audit.models import AuditEvent
 from governance.monitoring import services
 from governance.monitoring.errors import InvalidSource, MonitorNameTaken, NoBatchesInWindow
 from governance.monitoring.models import Batch, DriftCheck, Monitor
-from governance.registry import services as registry
 from tests.monitoring.test_monitors import csv_of, frame
-
-
-@pytest.fixture
-def monitor(project, scientist):
-    reference = registry.keep_table(
-        actor=scientist,
-        project=project,
-        name="applicants",
-        table=pa.Table.from_pandas(frame(2000), preserve_index=False),
-        source="reference.csv",
-    )
-    return services.create_monitor(
-        actor=scientist, project=project, name="credit inputs", reference=reference
-    )
 
 
 @pytest.fixture
