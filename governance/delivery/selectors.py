@@ -57,3 +57,21 @@ def latest_package_job_of(version: ModelVersion) -> Job | None:
     return (
         Job.objects.filter(version=version, kind="package").order_by("-created_at", "-id").first()
     )
+
+
+def latest_profile_of(version: ModelVersion) -> Job | None:
+    """The version's newest profile job that succeeded: its result holds the measurements and
+    the recommended resources."""
+    return (
+        Job.objects.filter(version=version, kind="profile", state=Job.State.SUCCEEDED)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def recommendation_of(version: ModelVersion) -> dict | None:
+    """The CPU and memory the version's newest profile recommends, in Kubernetes quantities:
+    {"cpu_request": "250m", "cpu_limit": "1", "memory_request": "256Mi",
+    "memory_limit": "512Mi", ...}; None until a profile job succeeded."""
+    job = latest_profile_of(version)
+    return (job.result or {}).get("recommendation") if job else None
