@@ -168,7 +168,11 @@ else:
 CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost//"
 if REDIS_URL:
     CELERY_RESULT_BACKEND = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # A message a worker took and never acknowledged (the worker died) goes back to the queue
+    # after this many seconds; the job sweeper usually hands the job again sooner.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("QUORUM_BROKER_VISIBILITY_SECONDS", default=3600)
+    }
 else:
     CELERY_BROKER_FOLDER = VAR_DIR / "celery"
     # Kombu's filesystem transport, writing each message whole (dashboard/broker.py).
@@ -190,6 +194,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# A running job's worker notes that it is alive this often (seconds); a job whose last note is
+# older than QUORUM_JOB_STALE_SECONDS has lost its worker and is run again as a new attempt.
+QUORUM_JOB_HEARTBEAT_SECONDS = env.int("QUORUM_JOB_HEARTBEAT_SECONDS", default=15)
+QUORUM_JOB_STALE_SECONDS = env.int("QUORUM_JOB_STALE_SECONDS", default=90)
 
 MLFLOW_TRACKING_URI = env(
     "MLFLOW_TRACKING_URI", default=f"sqlite:///{VAR_DIR / 'mlflow' / 'mlflow.db'}"

@@ -14,6 +14,7 @@ import traceback
 from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.urls import reverse
@@ -27,10 +28,6 @@ from governance.notify.kinds import Kind
 from governance.notify.services import notify
 
 RUNNER = SystemActor("jobs")
-# A running job's worker notes the time this often; a beat older than STALE_AFTER means the
-# worker is gone, and the job may be taken over.
-BEAT_EVERY = 15
-STALE_AFTER = timedelta(seconds=90)
 MAX_ATTEMPTS = 3
 MAX_LINE = 4000
 MAX_LINES = 5000
@@ -86,6 +83,12 @@ class JobContext:
         JobLine.objects.bulk_create(new)
 
 
+def stale_after() -> timedelta:
+    """How old a running job's last heartbeat may be before its worker counts as gone and the
+    job may be taken over (settings.QUORUM_JOB_STALE_SECONDS)."""
+    return timedelta(seconds=settings.QUORUM_JOB_STALE_SECONDS)
+
+
 def execute(job_id: int) -> Job:
     """Run the job if it is waiting (or its worker died). Raises TransientJobError for the task
     to retry later, while attempts remain."""
@@ -131,7 +134,7 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         try:
-            while not self.stopped.wait(BEAT_EVERY):
+            while not self.stopped.wait(settings.QUORUM_JOB_HEARTBEAT_SECONDS):
                 Job.objects.filter(pk=self.job_id, state=Job.State.RUNNING).update(
                     heartbeat_at=timezone.now()
                 )
@@ -152,7 +155,7 @@ def _claim(job_id: int) -> Job | None:
         if (
             job.state == Job.State.RUNNING
             and job.heartbeat_at
-            and (now - job.heartbeat_at < STALE_AFTER)
+            and (now - job.heartbeat_at < stale_after())
         ):
             return None  # another worker has it
         if job.cancel_requested:

@@ -17,7 +17,7 @@ from governance.audit.services import SystemActor, record
 from governance.delivery import kinds, vault
 from governance.delivery.errors import InvalidSecret, JobFinished, JobNotRetryable, SecretNotFound
 from governance.delivery.models import Job, Secret
-from governance.delivery.runner import STALE_AFTER
+from governance.delivery.runner import stale_after
 from governance.errors import InvalidInput
 from governance.registry.models import ModelVersion
 
@@ -147,7 +147,7 @@ def sweep_jobs() -> int:
     waiting = Q(state=Job.State.QUEUED) & (
         Q(enqueued_at__isnull=True) | Q(enqueued_at__lte=current - LOST_AFTER)
     )
-    orphaned = Q(state=Job.State.RUNNING, heartbeat_at__lte=current - STALE_AFTER)
+    orphaned = Q(state=Job.State.RUNNING, heartbeat_at__lte=current - stale_after())
     ids = list(
         Job.objects.filter(waiting | orphaned)
         .order_by("id")

@@ -104,7 +104,7 @@ def test_a_job_runs_once_however_often_it_is_delivered(project, engineer, versio
 
 def test_a_job_whose_worker_died_is_taken_over_as_a_new_attempt(project, engineer, version):
     job = start(engineer, project, version=version)
-    stale = runner.STALE_AFTER * 2
+    stale = runner.stale_after() * 2
     from django.utils import timezone
 
     Job.objects.filter(pk=job.pk).update(
