@@ -301,6 +301,9 @@ STORAGES = {
 MEDIA_ROOT = VAR_DIR / "media"
 # Data sets registered in Quorum: the largest accepted, and the folders file:// URIs may name.
 QUORUM_MAX_DATASET_BYTES = env.int("QUORUM_MAX_DATASET_MB", default=512) * 2**20
+# Where package jobs push the images they build (such as registry.example.com/ml), when a Docker
+# engine is configured (DOCKER_HOST or its socket); empty keeps images on the engine.
+QUORUM_IMAGE_REGISTRY = env("QUORUM_IMAGE_REGISTRY", default="")
 QUORUM_DATA_ROOTS = env.list("QUORUM_DATA_ROOTS", default=[])
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 2**20

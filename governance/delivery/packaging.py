@@ -31,7 +31,7 @@ from django.conf import settings
 from governance.delivery import scoring_server
 from governance.delivery.errors import TransientJobError
 from governance.delivery.kinds import JobKind
-from governance.delivery.models import Job
+from governance.delivery.models import Job, Secret
 from governance.delivery.runner import JobContext
 from governance.errors import InvalidInput
 from governance.registry.errors import MlflowUnavailable
@@ -43,6 +43,8 @@ SEED = 0
 START_TIMEOUT = 90  # seconds for the packaged server to load its model and answer /health
 ARCHIVE = "package.tar.gz"
 SERVER_REQUIREMENTS = ("numpy", "pandas", "onnxruntime")
+# The project secrets that log in to QUORUM_IMAGE_REGISTRY, when it has both.
+REGISTRY_LOGIN = ("DOCKER_REGISTRY_USERNAME", "DOCKER_REGISTRY_PASSWORD")
 
 
 class PackageFailed(Exception):
@@ -122,7 +124,7 @@ def package_model(context: JobContext) -> dict:
         context.log(f"archive {package['size_bytes']:,} bytes, sha256 {package['sha256']}")
 
         context.step("building the image", 55)
-        docker = _build_image(context, build, f"quorum/{_slug(name)}:{number}-job{job.pk}")
+        docker = _build_image(context, build, _slug(name), f"{number}-job{job.pk}")
 
         context.step("starting the scoring server locally", 65)
         debug = _debug(context, build, sample)
@@ -283,20 +285,67 @@ def _pinned(root: Path) -> list[str]:
     return pinned
 
 
-def _build_image(context: JobContext, build: Path, tag: str) -> dict:
+def _build_image(context: JobContext, build: Path, name: str, tag: str) -> dict:
+    """Build the context into an image where a Docker engine is configured, and push it when a
+    registry is (settings.QUORUM_IMAGE_REGISTRY, logging in with the project's secrets
+    DOCKER_REGISTRY_USERNAME and DOCKER_REGISTRY_PASSWORD where it has them).
+    Raises TransientJobError when the engine does not answer, PackageFailed when the build or
+    the push fails (their output in the job's log)."""
     if not (os.environ.get("DOCKER_HOST") or Path("/var/run/docker.sock").exists()):
         context.log("no Docker engine here: the context is ready to build")
         return {"built": False, "why_not": "no Docker engine here: the context is ready to build"}
     import docker
 
+    registry = settings.QUORUM_IMAGE_REGISTRY.strip().rstrip("/")
+    repository = f"{registry}/quorum-{name}" if registry else f"quorum/{name}"
     try:
         client = docker.from_env()
-        client.images.build(path=str(build), tag=tag, rm=True)
+        client.ping()
     except docker.errors.DockerException as error:
-        context.log(f"the image was not built: {error}")
-        return {"built": False, "why_not": f"the image was not built: {error}"}
-    context.log(f"built the image {tag}")
-    return {"built": True, "tag": tag}
+        raise TransientJobError(f"the Docker engine did not answer: {error}") from error
+    try:
+        image, output = client.images.build(path=str(build), tag=f"{repository}:{tag}", rm=True)
+    except docker.errors.BuildError as error:
+        context.log("\n".join(_build_lines(error.build_log)))
+        raise PackageFailed(f"the image did not build: {error.msg}") from error
+    except docker.errors.APIError as error:
+        raise PackageFailed(f"the Docker engine refused the build: {error}") from error
+    context.log("\n".join(_build_lines(output)))
+    built = {"built": True, "image": f"{repository}:{tag}", "id": image.id, "pushed": False}
+    context.log(f"built the image {built['image']} ({image.id})")
+    if not registry:
+        return built | {"why_not_pushed": "no registry configured (QUORUM_IMAGE_REGISTRY)"}
+    return built | _push(context, client, repository, tag)
+
+
+def _build_lines(output: object) -> list[str]:
+    return [str(chunk.get("stream", "")).rstrip() for chunk in output or [] if "stream" in chunk]
+
+
+def _push(context: JobContext, client: object, repository: str, tag: str) -> dict:
+    import docker
+
+    auth = None
+    if Secret.objects.filter(project=context.job.project, name__in=REGISTRY_LOGIN).count() == len(
+        REGISTRY_LOGIN
+    ):
+        username, password = (context.secret(name) for name in REGISTRY_LOGIN)
+        auth = {"username": username, "password": password}
+    context.step(f"pushing {repository}:{tag}", 60)
+    digest = ""
+    try:
+        for event in client.images.push(
+            repository, tag=tag, stream=True, decode=True, auth_config=auth
+        ):
+            if "error" in event:
+                raise PackageFailed(f"the registry refused the image: {event['error']}")
+            digest = (event.get("aux") or {}).get("Digest", digest)
+            if event.get("status"):
+                context.log(f"push: {event['status']} {event.get('progress', '')}".rstrip())
+    except docker.errors.APIError as error:
+        raise PackageFailed(f"the image was not pushed: {error}") from error
+    context.log(f"pushed {repository}:{tag} {digest}")
+    return {"pushed": True, "repository": repository, "digest": digest}
 
 
 def _free_port() -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from governance.access.roles import Role
+from governance.audit.models import AuditEvent
 from governance.delivery import packaging, runner, services
 from governance.delivery.models import Job
 from governance.errors import InvalidInput
@@ -207,3 +208,94 @@ def test_the_packaged_gate_passes_a_model_packaged_natively(mlflow_project):
     judged = check_all(version, [{"kind": "packaged"}])[0]
     assert judged.outcome == Outcome.PASS
     assert "not convertible" in judged.reason
+
+
+# Where a Docker engine is configured, the package is built into an image and pushed to the
+# configured registry; a stand-in engine on 127.0.0.1 answers the Docker SDK.
+
+
+def test_with_a_docker_engine_the_image_is_built_and_pushed_with_the_projects_login(
+    mlflow_project, monkeypatch, settings
+):
+    from tests.delivery.docker_engine import DIGEST, IMAGE_ID, Engine
+
+    settings.QUORUM_IMAGE_REGISTRY = "registry.example.test/ml/"
+    for name, value in [("DOCKER_REGISTRY_USERNAME", "robot"),
+                        ("DOCKER_REGISTRY_PASSWORD", "s3cret-push-token")]:  # fmt: skip
+        services.set_secret(
+            actor=mlflow_project["mei"], project=mlflow_project["project"], name=name, value=value
+        )
+    version = _version(mlflow_project, "credit-scoring")
+    with Engine() as engine:
+        monkeypatch.setenv("DOCKER_HOST", engine.host)
+        job = _package(mlflow_project, version)
+    assert job.state == Job.State.SUCCEEDED, job.error + _log(job)
+    tag = f"1-job{job.pk}"
+    repository = "registry.example.test/ml/quorum-credit-scoring"
+    assert job.result["docker"] == {
+        "built": True, "image": f"{repository}:{tag}", "id": IMAGE_ID, "pushed": True,
+        "repository": repository, "digest": DIGEST,
+    }  # fmt: skip
+    [build] = engine.builds
+    assert build["tag"] == f"{repository}:{tag}"
+    assert {"Dockerfile", "server.py", "metadata.json"} <= set(build["files"])
+    login = {"username": "robot", "password": "s3cret-push-token"}
+    assert engine.pushes == [{"repository": repository, "tag": tag, "auth": login}]
+    log = _log(job)
+    assert f"pushed {repository}:{tag} {DIGEST}" in log
+    assert "s3cret-push-token" not in log
+    used = AuditEvent.objects.filter(action="secret.used")
+    assert sorted(event.data["name"] for event in used) == [
+        "DOCKER_REGISTRY_PASSWORD",
+        "DOCKER_REGISTRY_USERNAME",
+    ]
+
+
+def test_without_a_registry_the_built_image_stays_on_the_engine(mlflow_project, monkeypatch):
+    from tests.delivery.docker_engine import Engine
+
+    version = _version(mlflow_project, "credit-scoring")
+    with Engine() as engine:
+        monkeypatch.setenv("DOCKER_HOST", engine.host)
+        job = _package(mlflow_project, version)
+    assert job.state == Job.State.SUCCEEDED, job.error + _log(job)
+    assert job.result["docker"]["image"] == f"quorum/credit-scoring:1-job{job.pk}"
+    assert job.result["docker"]["pushed"] is False
+    assert "QUORUM_IMAGE_REGISTRY" in job.result["docker"]["why_not_pushed"]
+    assert engine.pushes == []
+
+
+@pytest.mark.parametrize(
+    ("engine_options", "why"),
+    [({"fail_build": "pip could not find onnxruntime"}, "the image did not build: pip could not"),
+     ({"fail_push": "denied: requested access to the resource is denied"},
+      "the registry refused the image: denied")],
+)  # fmt: skip
+def test_a_build_or_push_the_engine_refuses_fails_the_package_with_its_reason(
+    mlflow_project, monkeypatch, settings, engine_options, why
+):
+    from tests.delivery.docker_engine import Engine
+
+    settings.QUORUM_IMAGE_REGISTRY = "registry.example.test/ml"
+    version = _version(mlflow_project, "credit-scoring")
+    with Engine(**engine_options) as engine:
+        monkeypatch.setenv("DOCKER_HOST", engine.host)
+        job = _package(mlflow_project, version)
+    assert job.state == Job.State.FAILED
+    assert why in job.error
+    assert engine.builds, "the engine was asked"
+
+
+def test_a_docker_engine_that_does_not_answer_is_tried_again_later(mlflow_project, monkeypatch):
+    from governance.delivery.errors import TransientJobError
+
+    version = _version(mlflow_project, "credit-scoring")
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{packaging._free_port()}")
+    job = services.start_job(
+        actor=mlflow_project["mei"], project=mlflow_project["project"], kind="package",
+        version=version,
+    )  # fmt: skip
+    with pytest.raises(TransientJobError, match="the Docker engine did not answer"):
+        runner.execute(job.pk)
+    job.refresh_from_db()
+    assert job.state == Job.State.QUEUED, "queued again for the task's retry"
