@@ -59,13 +59,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 @pytest.fixture
 def page(request, browser, live_server) -> Iterator[object]:
-    """A fresh browser page on the live server; a screenshot is kept when the test fails."""
+    """A fresh browser page on the live server; a screenshot is kept when the test fails, and
+    anything the Content Security Policy refused fails the test."""
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
     context.set_default_timeout(15_000)
     page = context.new_page()
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda message: refused.append(message.text)
+        if message.type == "error" and "Content Security Policy" in message.text
+        else None,
+    )
     yield page
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=ARTIFACTS / f"{request.node.name}.png", full_page=True)
     context.close()
+    if refused and not (report is not None and report.failed):
+        pytest.fail("the Content Security Policy refused:\n" + "\n".join(refused))
