@@ -122,3 +122,20 @@ def batches_with_checks(monitor: Monitor) -> QuerySet[Batch]:
 def check_history_of(monitor: Monitor) -> QuerySet[DriftCheck]:
     """Every check of the monitor, without the figures (`result`): summaries for lists."""
     return DriftCheck.objects.filter(monitor=monitor).defer("result")
+
+
+def open_alerts_in(project_ids: list[int], limit: int = 5) -> tuple[int, list[DriftAlert]]:
+    """How many drift alerts are unresolved in the projects, and the newest of them."""
+    alerts = DriftAlert.objects.filter(UNRESOLVED, monitor__project_id__in=project_ids)
+    newest = list(alerts.select_related("monitor__project").order_by("-opened_at", "-pk")[:limit])
+    return alerts.count(), newest
+
+
+def open_alerts_by_model(model_ids: list[int]) -> dict[int, int]:
+    """Unresolved drift alerts per registered model, over the monitors of its versions."""
+    return dict(
+        DriftAlert.objects.filter(UNRESOLVED, monitor__version__model_id__in=model_ids)
+        .values("monitor__version__model_id")
+        .annotate(count=Count("pk"))
+        .values_list("monitor__version__model_id", "count")
+    )
