@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from django.urls import reverse
 
@@ -282,6 +283,27 @@ def test_data_lacking_the_models_columns_fails_the_job_with_them(
     )
     assert job.result == {}
     assert not selectors.recommendation_of(version)
+
+
+def test_labels_that_are_all_missing_fail_the_job_clearly(setup, project, scientist, engineer):
+    day = applicants(3, 40)
+    batch = monitoring.add_batch(
+        actor=scientist, monitor=setup["monitor"],
+        content=io.BytesIO(day[["age", "income"]].to_csv(index=False).encode()),
+        filename="day-3.csv",
+    )  # fmt: skip
+    unknown = io.BytesIO()
+    pq.write_table(pa.table({"default": pa.array([None] * 40, type=pa.float64())}), unknown)
+    batch = monitoring.add_labels(
+        actor=scientist, batch=batch, content=io.BytesIO(unknown.getvalue()),
+        filename="outcomes-3.parquet",
+    )  # fmt: skip
+    job = _profile(engineer, project, setup["version"], batch=batch.pk)
+    assert job.state == Job.State.FAILED
+    assert job.error == (
+        "ProfileFailed: the model could not be measured: No row has both a label and a prediction."
+    )
+    assert job.result == {}
 
 
 @pytest.mark.parametrize(
