@@ -164,7 +164,6 @@ def _version(request: HttpRequest, slug: str, name: str, number: int) -> dict:
             "facts": selectors.facts_of(version),
             "can_edit": Capability.EDIT_MODEL_CARD in context["capabilities"],
             "bias_verdict": fairness.latest_verdict_of(version),
-            "recommendation": delivery.recommendation_of(version),
         }
     )
     return context
@@ -199,8 +198,9 @@ def version(request: HttpRequest, slug: str, name: str, number: int) -> HttpResp
 
 
 def _profile(version: ModelVersion, may_profile: bool) -> dict:
-    """The version's newest profile job, the newest that succeeded with its figures as rows,
-    and what a new one may validate on: at most four queries, whatever the number of jobs."""
+    """The version's newest profile job, the newest that succeeded with its figures as rows
+    and its recommended resources, and what a new one may validate on: one query without
+    profiles, at most four whatever the number of jobs."""
     job = delivery.latest_profile_job_of(version)
     profile = job if job is not None and job.state == "succeeded" else None
     if job is not None and profile is None:
@@ -208,6 +208,7 @@ def _profile(version: ModelVersion, may_profile: bool) -> dict:
     return {
         "profile_job": job,
         "profile": profile,
+        "recommendation": (profile.result or {}).get("recommendation") if profile else None,
         "profile_rows": profiling.table_of(profile.result) if profile else [],
         "profile_choices": delivery.profile_data_choices(version) if may_profile else [],
         "batch_sizes": profiling.BATCH_SIZES,
@@ -252,6 +253,7 @@ def card_export(request: HttpRequest, slug: str, name: str, number: int, fmt: st
     if fmt not in {"md", "html", "json"}:
         raise Http404
     context = _version(request, slug, name, number)
+    context["recommendation"] = delivery.recommendation_of(context["version"])
     card = context["card"]
     sections = card.sections if card else {}
     revision = card.revision if card else 0
