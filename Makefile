@@ -44,6 +44,7 @@ bench: install
 	$(PY) -m benches.gate
 	$(PY) -m benches.drift
 	$(PY) -m benches.bias
+	$(PY) -m benches.delivery
 
 clean:
 	rm -rf $(VENV) var

@@ -130,6 +130,11 @@ urlpatterns = [
         name="package_version",
     ),
     path(
+        "projects/<slug:slug>/models/<path:name>/versions/<int:number>/profile/",
+        delivery.profile_version,
+        name="profile_version",
+    ),
+    path(
         "projects/<slug:slug>/models/<path:name>/versions/<int:number>/card/edit/",
         registry.card_edit,
         name="card_edit",

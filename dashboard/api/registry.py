@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from dashboard.api.pagination import CursorPagination
 from governance.access import selectors as access
 from governance.access.roles import Capability
+from governance.delivery import selectors as delivery
 from governance.errors import InvalidInput
 from governance.registry import cards, selectors, services
 from governance.registry.errors import ModelNotFound
@@ -287,7 +288,10 @@ class CardOut(serializers.Serializer):
 def _card_body(version: ModelVersion) -> dict:
     card = selectors.card_of(version)
     return cards.to_json(
-        card.sections if card else {}, selectors.facts_of(version), card.revision if card else 0
+        card.sections if card else {},
+        selectors.facts_of(version),
+        card.revision if card else 0,
+        delivery.recommendation_of(version),
     )
 
 

@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -77,6 +77,44 @@ def package_version(request: HttpRequest, slug: str, name: str, number: int) -> 
         messages.error(request, exc.message)
         return redirect("model_version", slug=slug, name=name, number=number)
     return redirect("job", slug=slug, pk=started.pk)
+
+
+@require_POST
+@login_required
+def profile_version(request: HttpRequest, slug: str, name: str, number: int) -> HttpResponse:
+    """Queue a profile job for the version on the chosen validation data, and follow it."""
+    context = project_page(request, slug, "models")
+    version = registry.version_of(context["project"], name, number)
+    try:
+        started = services.start_job(
+            actor=request.user, project=context["project"], kind="profile", version=version,
+            params=_profile_params(request.POST),
+        )  # fmt: skip
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("model_version", slug=slug, name=name, number=number)
+    return redirect("job", slug=slug, pk=started.pk)
+
+
+def _profile_params(form: QueryDict) -> dict:
+    """The form's fields as the job's parameters: `data` is `batch:<id>` or `monitor:<id>`,
+    headroom is given in percent. What does not parse is passed on as typed, for the job's
+    check to name."""
+    params: dict = {}
+    source, _, key = form.get("data", "").partition(":")
+    if source in ("batch", "monitor"):
+        params[source] = int(key) if key.isdigit() else key
+    for field, scale in (("target_rows_per_second", 1), ("headroom", 100)):
+        text = form.get(field, "").strip()
+        if text:
+            try:
+                params[field] = float(text) / scale
+            except ValueError:
+                params[field] = text
+    size = form.get("batch_size", "").strip()
+    if size:
+        params["batch_size"] = int(size) if size.isdigit() else size
+    return params
 
 
 @require_GET

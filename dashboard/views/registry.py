@@ -17,10 +17,12 @@ from governance.access.permissions import require_admin
 from governance.access.roles import Capability
 from governance.approvals import selectors as approvals
 from governance.audit.selectors import history_of
+from governance.delivery import profiling
 from governance.delivery import selectors as delivery
 from governance.errors import DomainError, InvalidInput
 from governance.fairness import selectors as fairness
 from governance.registry import cards, selectors, services, tables
+from governance.registry.models import ModelVersion
 from governance.registry.selectors import Column
 
 DEFAULT_COLUMNS = 4  # metric columns shown before the person chooses
@@ -189,9 +191,28 @@ def version(request: HttpRequest, slug: str, name: str, number: int) -> HttpResp
             "may_package": Capability.RUN_PIPELINES in context["capabilities"],
         }
     )
+    context.update(_profile(version, context["may_package"]))
     if context["may_assess"]:
         context.update(fairness.request_choices(context["project"]))
     return render(request, "registry/version.html", context)
+
+
+def _profile(version: ModelVersion, may_profile: bool) -> dict:
+    """The version's newest profile job, the newest that succeeded with its figures as rows
+    and its recommended resources, and what a new one may validate on: one query without
+    profiles, at most four whatever the number of jobs."""
+    job = delivery.latest_profile_job_of(version)
+    profile = job if job is not None and job.state == "succeeded" else None
+    if job is not None and profile is None:
+        profile = delivery.latest_profile_of(version)
+    return {
+        "profile_job": job,
+        "profile": profile,
+        "recommendation": (profile.result or {}).get("recommendation") if profile else None,
+        "profile_rows": profiling.table_of(profile.result) if profile else [],
+        "profile_choices": delivery.profile_data_choices(version) if may_profile else [],
+        "batch_sizes": profiling.BATCH_SIZES,
+    }
 
 
 @require_http_methods(["GET", "POST"])
@@ -232,6 +253,7 @@ def card_export(request: HttpRequest, slug: str, name: str, number: int, fmt: st
     if fmt not in {"md", "html", "json"}:
         raise Http404
     context = _version(request, slug, name, number)
+    context["recommendation"] = delivery.recommendation_of(context["version"])
     card = context["card"]
     sections = card.sections if card else {}
     revision = card.revision if card else 0
@@ -246,11 +268,14 @@ def card_export(request: HttpRequest, slug: str, name: str, number: int, fmt: st
             bias = {"id": verdict.pk, "passed": verdict.passed, "url": context["bias_url"],
                     "on": f"{verdict.dataset.name}, by {' and '.join(verdict.sensitive)}",
                     "reasons": verdict.judgement.get("reasons", [])}  # fmt: skip
-        body = cards.to_markdown(sections, context["facts"], revision, bias)
+        body = cards.to_markdown(
+            sections, context["facts"], revision, bias, context["recommendation"]
+        )
         response = HttpResponse(body, content_type="text/markdown; charset=utf-8")
     elif fmt == "json":
         response = JsonResponse(
-            cards.to_json(sections, context["facts"], revision), json_dumps_params={"indent": 2}
+            cards.to_json(sections, context["facts"], revision, context["recommendation"]),
+            json_dumps_params={"indent": 2},
         )
     else:
         response = render(request, "registry/card_export.html", context)

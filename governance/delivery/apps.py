@@ -10,10 +10,13 @@ class DeliveryConfig(AppConfig):
     def ready(self) -> None:
         from governance.approvals import gates
         from governance.delivery import kinds
-        from governance.delivery.gates import PACKAGED
+        from governance.delivery.gates import PACKAGED, PROFILED
         from governance.delivery.model_files import INSPECT
         from governance.delivery.packaging import PACKAGE
+        from governance.delivery.profiling import PROFILE
 
         kinds.register(INSPECT)
         kinds.register(PACKAGE)
+        kinds.register(PROFILE)
         gates.register(PACKAGED)
+        gates.register(PROFILED)

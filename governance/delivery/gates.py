@@ -1,5 +1,6 @@
-"""The approvals gate this area registers: the version has been packaged, and its ONNX model
-predicts as the native one (or the model has no ONNX form, and ships natively)."""
+"""The approvals gates this area registers: the version has been packaged, and its ONNX model
+predicts as the native one (or the model has no ONNX form, and ships natively); and, on top of
+that, profiled, its newest profile's validation passing the project's metric conditions."""
 
 from governance.approvals.gates import GateKind, Outcome, clean_no_settings
 from governance.delivery.models import Job
@@ -32,4 +33,41 @@ PACKAGED = GateKind(
     clean=clean_no_settings,
     check=_check,
     describe=lambda spec: "packaged, ONNX parity passed or not applicable",
+)
+
+
+def _check_profiled(version: ModelVersion, spec: dict) -> tuple[str, str]:
+    outcome, packaged = _check(version, {})
+    if outcome != Outcome.PASS:
+        return outcome, packaged
+    profiled = (
+        Job.objects.filter(version=version, kind="profile", state=Job.State.SUCCEEDED)
+        .order_by("-created_at", "-id")
+        .values_list("pk", "result")
+        .first()
+    )
+    if profiled is None:
+        return Outcome.MISSING, f"{packaged}; no succeeded profile job for this version yet"
+    pk, result = profiled
+    validation = (result or {}).get("validation") or {}
+    summary = validation.get("summary", "no validation")
+    if not validation.get("passed"):
+        failing = [
+            f"{c['condition']} ({c['stage']}): {c['reason']}"
+            for c in validation.get("conditions", [])
+            if c.get("outcome") != Outcome.PASS
+        ]
+        detail = f": {'; '.join(failing)}" if failing else ""
+        return Outcome.FAIL, f"{packaged}; profile job {pk}: {summary}{detail}"
+    return Outcome.PASS, f"{packaged}; profile job {pk}: {summary}"
+
+
+PROFILED = GateKind(
+    name="profiled",
+    label="Packaged and profiled",
+    help="The version is packaged (see the packaged gate) and its newest succeeded profile job "
+    "validated it on labelled data: every metric condition of the project's policies passes.",
+    clean=clean_no_settings,
+    check=_check_profiled,
+    describe=lambda spec: "packaged and profiled, validation passed",
 )

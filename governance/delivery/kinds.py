@@ -10,6 +10,7 @@ from governance.delivery.errors import UnknownJobKind
 
 if TYPE_CHECKING:
     from governance.delivery.runner import JobContext
+    from governance.registry.models import ModelVersion
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ class JobKind:
     needs_version: bool = True
     # Checks the parameters before anything is queued; raises InvalidInput naming the field.
     check: Callable[[dict], None] | None = None
+    # Then checks them against the version and its project's data (a data set of another
+    # project, one without the model's columns); raises InvalidInput naming the field.
+    check_against: "Callable[[dict, ModelVersion], None] | None" = None
 
 
 _KINDS: dict[str, JobKind] = {}

@@ -3,13 +3,10 @@ flavors (which decide how it can be packaged), its signature, what it needs inst
 It is the first step of packaging, and worth running alone before a release."""
 
 import tempfile
-from pathlib import Path
 
-from governance.delivery.errors import TransientJobError
+from governance.delivery import conversion
 from governance.delivery.kinds import JobKind
 from governance.delivery.runner import JobContext
-from governance.registry.errors import MlflowUnavailable
-from governance.registry.mlflow_client import Mlflow
 
 
 def inspect_model(context: JobContext) -> dict:
@@ -17,10 +14,7 @@ def inspect_model(context: JobContext) -> dict:
     name, number = version.model.name, version.version
     with tempfile.TemporaryDirectory(prefix="quorum-inspect-") as folder:
         context.step(f"fetching {name} v{number} from MLflow", 10)
-        try:
-            root = Path(Mlflow().download_model(name, number, folder))
-        except MlflowUnavailable as error:
-            raise TransientJobError(error.message) from error
+        root = conversion.download(version, folder)
         files = sorted(p for p in root.rglob("*") if p.is_file())
         size = sum(p.stat().st_size for p in files)
         context.log(f"{len(files)} files, {size:,} bytes")

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 
-from governance.delivery import scoring_server
+from governance.delivery import conversion, scoring_server
+from governance.delivery.conversion import DEFAULT_TOLERANCE
 from governance.delivery.errors import TransientJobError
 from governance.delivery.kinds import JobKind
 from governance.delivery.models import Job, Secret
@@ -37,9 +38,6 @@ from governance.errors import InvalidInput
 from governance.registry.errors import MlflowUnavailable
 from governance.registry.mlflow_client import Mlflow
 
-DEFAULT_TOLERANCE = 1e-4
-SAMPLE_ROWS = 20
-SEED = 0
 START_TIMEOUT = 90  # seconds for the packaged server to load its model and answer /health
 ARCHIVE = "package.tar.gz"
 SERVER_REQUIREMENTS = ("numpy", "pandas", "onnxruntime")
@@ -81,21 +79,20 @@ def package_model(context: JobContext) -> dict:
     folder.mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="quorum-package-") as scratch:
         context.step(f"fetching {name} v{number} from MLflow", 5)
-        try:
-            root = Path(Mlflow().download_model(name, number, scratch))
-        except MlflowUnavailable as error:
-            raise TransientJobError(error.message) from error
+        root = conversion.download(version, scratch)
         from mlflow.models import Model
 
         described = Model.load(str(root / "MLmodel"))
         flavors = sorted(described.flavors or {})
         schema = described.get_input_schema()
-        columns = _columns(schema)
-        sample = _sample_rows(described, root, columns)
+        columns = conversion.input_columns(schema)
+        sample = conversion.sample_rows(described, root, columns)
         context.log(f"flavors: {', '.join(flavors)}; {len(sample)} sample rows")
 
         context.step("converting to ONNX", 20)
-        onnx, onnx_bytes = _convert(context, root, flavors, columns, sample, tolerance)
+        onnx, onnx_bytes = conversion.convert_to_onnx(
+            context, root, flavors, columns, sample, tolerance
+        )
 
         context.step("writing the Docker build context", 40)
         build = folder / "context"
@@ -142,103 +139,6 @@ def package_model(context: JobContext) -> dict:
         "debug": debug,
         "mlflow": artifacts,
     }
-
-
-def _columns(schema: object) -> list[dict]:
-    if schema is None or not schema.has_input_names():
-        return []
-    return [{"name": spec.name, "type": str(getattr(spec.type, "name", spec.type))}
-            for spec in schema.inputs]  # fmt: skip
-
-
-def _sample_rows(described: object, root: Path, columns: list[dict]) -> pd.DataFrame:
-    """The model's logged input example, or rows drawn (seeded) to fit its signature."""
-    with contextlib.suppress(Exception):  # an example MLflow cannot read: draw rows instead
-        example = described.load_input_example(str(root))
-        if isinstance(example, pd.DataFrame) and len(example):
-            return example.head(SAMPLE_ROWS)
-    rng = np.random.default_rng(SEED)
-    drawn = {}
-    for column in columns:
-        kind = column["type"]
-        if kind in ("double", "float"):
-            drawn[column["name"]] = rng.normal(0, 1, SAMPLE_ROWS) * 10 + 40
-        elif kind in ("long", "integer"):
-            drawn[column["name"]] = rng.integers(0, 100, SAMPLE_ROWS)
-        elif kind == "boolean":
-            drawn[column["name"]] = rng.integers(0, 2, SAMPLE_ROWS).astype(bool)
-        else:
-            drawn[column["name"]] = [f"value-{i % 3}" for i in range(SAMPLE_ROWS)]
-    return pd.DataFrame(drawn)
-
-
-def _convert(
-    context: JobContext,
-    root: Path,
-    flavors: list[str],
-    columns: list[dict],
-    sample: pd.DataFrame,
-    tolerance: float,
-) -> tuple[dict, bytes | None]:
-    """ONNX where it can be had, checked against the native model. Never fails the job: a model
-    that cannot become ONNX is packaged natively, with the reason."""
-
-    def no(why: str) -> tuple[dict, None]:
-        context.log(f"not convertible: {why}")
-        return {"converted": False, "why_not": f"not convertible: {why}"}, None
-
-    if "sklearn" not in flavors:
-        return no(f"no ONNX converter for the flavors {', '.join(flavors)} (only sklearn)")
-    if not columns:
-        return no("the model has no input signature naming its columns")
-    numeric = ("double", "float", "long", "integer", "boolean")
-    if any(c["type"] not in numeric for c in columns):
-        return no("only numeric input columns are converted")
-    import mlflow.sklearn
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
-    from sklearn.base import is_classifier
-
-    try:
-        model = mlflow.sklearn.load_model(str(root))
-    except Exception as error:  # the pickle's own failure
-        return no(f"the scikit-learn model could not be loaded: {type(error).__name__}: {error}")
-    classifier = is_classifier(model)
-    try:
-        converted = convert_sklearn(
-            model,
-            initial_types=[("input", FloatTensorType([None, len(columns)]))],
-            options={id(model): {"zipmap": False}} if classifier else None,
-        )
-    except Exception as error:  # skl2onnx names what it lacks
-        return no(f"skl2onnx: {type(error).__name__}: {str(error).splitlines()[0]}")
-    onnx_bytes = converted.SerializeToString()
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    names = [c["name"] for c in columns]
-    table = sample[names].to_numpy(dtype=np.float32)
-    outputs = session.run(None, {session.get_inputs()[0].name: table})
-    native = np.asarray(model.predict(sample[names]), dtype=np.float64).ravel()
-    difference = float(np.max(np.abs(native - np.asarray(outputs[0], dtype=np.float64).ravel())))
-    result = {"converted": True, "predictions_max_abs_diff": difference, "tolerance": tolerance}
-    worst = difference
-    if classifier and hasattr(model, "predict_proba") and len(outputs) > 1:
-        native_p = np.asarray(model.predict_proba(sample[names]), dtype=np.float64)
-        onnx_p = np.asarray(outputs[1], dtype=np.float64)
-        result["probabilities_max_abs_diff"] = float(np.max(np.abs(native_p - onnx_p)))
-        worst = max(worst, result["probabilities_max_abs_diff"])
-    result["max_abs_diff"], result["rows"] = worst, len(sample)
-    result["passed"] = worst <= tolerance
-    context.log(
-        f"ONNX parity on {len(sample)} rows: max abs difference {worst:.3g} "
-        f"({'within' if result['passed'] else 'above'} the tolerance {tolerance:g})"
-    )
-    if not result["passed"]:
-        result["why_not"] = (
-            f"parity failed: max abs difference {worst:.3g} is above the tolerance {tolerance:g}"
-        )
-    return result, onnx_bytes
 
 
 def _write_context(root: Path, build: Path, onnx_bytes: bytes | None) -> None:

@@ -5,6 +5,7 @@ from django.db.models import Count, QuerySet, Sum
 from governance.access.models import Project
 from governance.delivery.errors import JobNotFound
 from governance.delivery.models import Job, JobLine, Secret
+from governance.monitoring.models import Batch, Monitor
 from governance.registry.models import ModelVersion
 
 TAIL = 200
@@ -67,6 +68,38 @@ def latest_profile_of(version: ModelVersion) -> Job | None:
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+def latest_profile_job_of(version: ModelVersion) -> Job | None:
+    """The version's newest profile job, whatever its state."""
+    return (
+        Job.objects.filter(version=version, kind="profile").order_by("-created_at", "-id").first()
+    )
+
+
+def profile_data_choices(version: ModelVersion, batches: int = 20) -> list[tuple[str, str]]:
+    """What a profile of the version may validate on, as (value, label) for a form: the
+    reference of each monitor on its registered model that measures model quality, and the
+    newest labelled batches of those monitors (`batch:<id>`, `monitor:<id>`). Two queries."""
+    monitors = list(
+        Monitor.objects.filter(
+            project_id=version.model.project_id, version__model_id=version.model_id
+        )
+        .exclude(task="")
+        .exclude(label_column="")
+        .select_related("reference")
+        .order_by("name")
+    )
+    labelled = (
+        Batch.objects.filter(monitor__in=[m.pk for m in monitors], labels__isnull=False)
+        .select_related("monitor")
+        .order_by("-received_at", "-id")[:batches]
+    )
+    choices = [(f"batch:{b.pk}", f"batch {b.pk} of {b.monitor.name}, {b.rows:,} rows, "
+                f"received {b.received_at:%d %b %Y}") for b in labelled]  # fmt: skip
+    choices += [(f"monitor:{m.pk}", f"the reference of {m.name} ({m.reference.name})")
+                for m in monitors]  # fmt: skip
+    return choices
 
 
 def recommendation_of(version: ModelVersion) -> dict | None:

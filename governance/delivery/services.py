@@ -54,6 +54,8 @@ def start_job(
         raise InvalidInput(fields={"params": ["An object of parameters."]})
     if job_kind.check is not None:
         job_kind.check(params)
+    if job_kind.check_against is not None and version is not None:
+        job_kind.check_against(params, version)
     with transaction.atomic():
         job = Job.objects.create(
             project=project,

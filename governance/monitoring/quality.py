@@ -606,6 +606,23 @@ def _classification(
     )
 
 
+def positive_scores(model: Any, inputs: Any, positive_label: str | None) -> np.ndarray | None:
+    """A binary classifier's probabilities of the positive class (`positive_label`, else the
+    last of its two classes in order, as `model_quality` chooses), for ROC AUC; None for a
+    model without `predict_proba` and two `classes_`, or whose classes lack the label."""
+    classes = getattr(model, "classes_", None)
+    if not hasattr(model, "predict_proba") or classes is None or len(classes) != 2:
+        return None
+    names = [str(c) for c in as_classes(list(classes))]
+    if positive_label:
+        positive = str(as_classes([number_or_text(positive_label)])[0])
+    else:
+        positive = sorted(names)[-1]
+    if positive not in names:
+        return None
+    return model.predict_proba(inputs)[:, names.index(positive)]
+
+
 def number_or_text(value: str) -> float | str:
     try:
         return float(value)

@@ -1,11 +1,15 @@
 """Reads of monitors, checks and alerts that pages and the API share."""
 
+import pandas as pd
+from django.conf import settings
 from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 
 from governance.access.models import Project
+from governance.monitoring import quality
 from governance.monitoring.errors import BatchNotFound, MonitorNotFound
 from governance.monitoring.models import Batch, DriftAlert, DriftCheck, FeatureDrift, Monitor
+from governance.registry import tables
 from governance.registry.models import DatasetVersion
 
 UNRESOLVED = ~Q(state=DriftAlert.State.RESOLVED)
@@ -139,3 +143,15 @@ def open_alerts_by_model(model_ids: list[int]) -> dict[int, int]:
         .annotate(count=Count("pk"))
         .values_list("monitor__version__model_id", "count")
     )
+
+
+def labels_in_batch_order(
+    monitor: Monitor, rows: pd.DataFrame, labels: DatasetVersion
+) -> pd.Series:
+    """A batch's kept labels as a column of its `rows`: joined by the monitor's id column when
+    it has one (rows without a label are missing), else in order. Reads the labels' Parquet."""
+    table = tables.load(settings.DATA_DIR, labels.sha256).to_pandas()
+    if not monitor.id_column:
+        return table[monitor.label_column]
+    truth = table[monitor.label_column].set_axis(quality.as_classes(table[monitor.id_column]))
+    return truth.reindex(quality.as_classes(rows[monitor.id_column])).reset_index(drop=True)

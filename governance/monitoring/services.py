@@ -24,7 +24,7 @@ from governance.access.permissions import require
 from governance.access.roles import Capability
 from governance.audit.services import SystemActor, record
 from governance.errors import DomainError, InvalidInput
-from governance.monitoring import hooks, quality, stats
+from governance.monitoring import hooks, quality, selectors, stats
 from governance.monitoring.errors import (
     AlertNotOpen,
     CommentRequired,
@@ -743,7 +743,7 @@ def compute_model_quality(*, batch_id: int) -> Batch:
     models = _Models(monitor)
     try:
         rows = tables.load(settings.DATA_DIR, batch.dataset.sha256).to_pandas()
-        truth = _labels_in_batch_order(monitor, rows, batch.labels)
+        truth = selectors.labels_in_batch_order(monitor, rows, batch.labels)
         predicted, scores = _predictions(monitor, rows, models)
         result = quality.model_quality(
             monitor.task, truth, predicted, scores=scores, positive_label=monitor.positive_label
@@ -829,16 +829,6 @@ def _check_of(batch: Batch) -> DriftCheck:
     return check
 
 
-def _labels_in_batch_order(monitor: Monitor, rows: object, labels: DatasetVersion) -> object:
-    """The labels as a column of the batch: by id when the monitor joins by one (rows without
-    a label are missing), else in order."""
-    table = tables.load(settings.DATA_DIR, labels.sha256).to_pandas()
-    if not monitor.id_column:
-        return table[monitor.label_column]
-    truth = table[monitor.label_column].set_axis(quality.as_classes(table[monitor.id_column]))
-    return truth.reindex(quality.as_classes(rows[monitor.id_column])).reset_index(drop=True)
-
-
 class _Models:
     """The monitor's model version, loaded from MLflow once per task, when first needed."""
 
@@ -887,18 +877,7 @@ def _scores(monitor: Monitor, model: object, inputs: object) -> object:
         raw = model.get_raw_model()
     except (AttributeError, NotImplementedError, ValueError):
         return None
-    classes = getattr(raw, "classes_", None)
-    if not hasattr(raw, "predict_proba") or classes is None or len(classes) != 2:
-        return None
-    names = [str(c) for c in quality.as_classes(list(classes))]
-    if monitor.positive_label:
-        given = quality.number_or_text(monitor.positive_label)
-        positive = str(quality.as_classes([given])[0])
-    else:
-        positive = sorted(names)[-1]  # as quality.model_quality chooses
-    if positive not in names:
-        return None
-    return raw.predict_proba(inputs)[:, names.index(positive)]
+    return quality.positive_scores(raw, inputs, monitor.positive_label)
 
 
 def _reference_quality(monitor: Monitor, models: _Models) -> quality.ModelQuality | None:

@@ -49,10 +49,14 @@ def missing(sections: dict[str, str]) -> list[str]:
 
 
 def to_markdown(
-    sections: dict[str, str], facts: Facts, revision: int, bias: dict | None = None
+    sections: dict[str, str],
+    facts: Facts,
+    revision: int,
+    bias: dict | None = None,
+    resources: dict | None = None,
 ) -> str:
     """The card as Markdown; `bias` is the latest finished bias report ({id, passed, url, on,
-    reasons}), if any."""
+    reasons}), if any; `resources` the CPU and memory the newest profile recommends."""
     gaps = missing(sections)
     state = "Complete." if not gaps else f"Incomplete: {', '.join(TITLES[k] for k in gaps)}."
     lines = [
@@ -76,6 +80,12 @@ def to_markdown(
             f"project's fairness policy ({bias['on']})"
         )
         lines += [f"  - {reason}" for reason in bias["reasons"]]
+    if resources:
+        lines.append(
+            f"- Recommended resources ({resources['runtime']}): CPU {resources['cpu_request']} "
+            f"requested, {resources['cpu_limit']} limit; memory {resources['memory_request']} "
+            f"requested, {resources['memory_limit']} limit. {resources['basis']}"
+        )
     if facts.metrics:
         lines += ["", "| metric | value |", "|---|---|"]
         lines += [f"| {key} | {value} |" for key, value in sorted(facts.metrics.items())]
@@ -85,7 +95,10 @@ def to_markdown(
     return "\n".join(lines) + "\n"
 
 
-def to_json(sections: dict[str, str], facts: Facts, revision: int) -> dict:
+def to_json(
+    sections: dict[str, str], facts: Facts, revision: int, resources: dict | None = None
+) -> dict:
+    """The card as JSON; `resources` is the newest profile's recommendation, or None."""
     return {
         "model": facts.model,
         "version": facts.version,
@@ -101,5 +114,6 @@ def to_json(sections: dict[str, str], facts: Facts, revision: int) -> dict:
             "data": facts.data,
             "signature": facts.signature,
             "owners": facts.owners,
+            "recommended_resources": resources,
         },
     }

@@ -11,7 +11,7 @@ import pytest
 
 from governance.access.roles import Role
 from governance.audit.models import AuditEvent
-from governance.delivery import packaging, runner, services
+from governance.delivery import conversion, packaging, runner, services
 from governance.delivery.models import Job
 from governance.errors import InvalidInput
 from governance.registry import services as registry
@@ -166,15 +166,15 @@ def test_a_bad_tolerance_is_refused_naming_the_field(project, engineer, toleranc
 def test_the_sample_rows_follow_the_signature_when_no_example_was_logged():
     from mlflow.models import Model
 
-    rows = packaging._sample_rows(
+    rows = conversion.sample_rows(
         Model(), Path("/nonexistent"),
         [{"name": "age", "type": "double"}, {"name": "n", "type": "long"},
          {"name": "city", "type": "string"}],
     )  # fmt: skip
     assert list(rows.columns) == ["age", "n", "city"]
-    assert len(rows) == packaging.SAMPLE_ROWS
+    assert len(rows) == conversion.SAMPLE_ROWS
     assert rows["n"].dtype.kind == "i"
-    again = packaging._sample_rows(
+    again = conversion.sample_rows(
         Model(), Path("/nonexistent"), [{"name": "age", "type": "double"}]
     )
     assert json.dumps(list(again["age"])) == json.dumps(list(rows["age"])), "seeded"
