@@ -10,10 +10,12 @@ class DeliveryConfig(AppConfig):
     def ready(self) -> None:
         from governance.approvals import gates
         from governance.delivery import kinds
+        from governance.delivery.deploying import DEPLOY
         from governance.delivery.gates import PACKAGED
         from governance.delivery.model_files import INSPECT
         from governance.delivery.packaging import PACKAGE
 
         kinds.register(INSPECT)
         kinds.register(PACKAGE)
+        kinds.register(DEPLOY)
         gates.register(PACKAGED)
