@@ -54,15 +54,15 @@ def _log(job: Job) -> str:
 
 def _predict(endpoint: str) -> dict:
     body = json.dumps({"rows": [{"age": 30.0, "income": 50.0}, {"age": 60.0, "income": 40.0}]})
-    asked = urllib.request.Request(  # noqa: S310 - a local server of the test
+    asked = urllib.request.Request(
         endpoint + "/predict", data=body.encode(), headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(asked, timeout=10) as answer:  # noqa: S310
+    with urllib.request.urlopen(asked, timeout=10) as answer:
         return json.loads(answer.read())
 
 
 def _metadata(endpoint: str) -> dict:
-    with urllib.request.urlopen(endpoint + "/metadata", timeout=10) as answer:  # noqa: S310
+    with urllib.request.urlopen(endpoint + "/metadata", timeout=10) as answer:
         return json.loads(answer.read())
 
 
@@ -83,7 +83,7 @@ def test_a_local_deployment_serves_is_replaced_and_rolled_back(setup):
     assert deploying.is_ours(pid, one.pk)
     assert len(_predict(one.endpoint)["predictions"]) == 2
     assert _metadata(one.endpoint)["version"] == first.version
-    environment = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")  # noqa: PTH123, SIM115
+    environment = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")  # noqa: SIM115
     assert b"API_KEY=s3cret-value" in environment
     assert "s3cret-value" not in _log(one.job)
     assert AuditEvent.objects.filter(action="secret.used", actor_name=f"job {one.job_id}").exists()
