@@ -271,6 +271,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "TargetKindEnum": "governance.delivery.models.Target.Kind",
+        "DeploymentStateEnum": "governance.delivery.models.Deployment.State",
+        "DeploymentHealthEnum": "governance.delivery.models.Deployment.Health",
+    },
 }
 
 LANGUAGE_CODE = "en-gb"

@@ -116,9 +116,7 @@ def test_a_version_approved_for_another_stage_is_refused(project, engineer, appr
         services.deploy(actor=engineer, target=target, version=approved)
 
 
-def test_a_local_deploy_of_an_unpackaged_version_says_package_it_first(
-    project, engineer, approved
-):
+def test_a_local_deploy_of_an_unpackaged_version_says_package_it_first(project, engineer, approved):
     target = services.create_target(
         actor=engineer, project=project, name="local", kind="local", stage="production"
     )
