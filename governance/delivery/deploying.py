@@ -472,7 +472,7 @@ def _cluster_client(context: JobContext, target: Target) -> object | None:
             loaded = yaml.safe_load(context.secret(secret))
         except yaml.YAMLError as error:
             raise DeployFailed(f"the secret {secret} is not a kubeconfig") from error
-        return config.new_client_from_config_dict(loaded)
+        return config.new_client_from_config_dict(loaded, persist_config=False)
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config()
         return client.ApiClient()
@@ -492,11 +492,12 @@ def _apply(api_client: object, manifests: list[dict]) -> None:
             create, patch = core.create_namespaced_service, core.patch_namespaced_service
         try:
             try:
-                create(namespace, manifest)
+                # The answer (the object as stored) is not needed: not read into models.
+                create(namespace, manifest, _preload_content=False)
             except ApiException as error:
                 if error.status != 409:
                     raise
-                patch(name, namespace, manifest)
+                patch(name, namespace, manifest, _preload_content=False)
         except ApiException as error:
             if error.status >= 500:
                 raise TransientJobError(f"the cluster answered {error.status}") from error

@@ -7,8 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Receiver:
-    def __init__(self, status: int = 202):
-        self.status, self.requests = status, []
+    def __init__(self, status: int = 202, body: dict | None = None):
+        self.status, self.requests, self.body = status, [], body
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -24,8 +24,18 @@ class Receiver:
                 )  # fmt: skip
                 self._answer(owner.status)
 
+            def do_PATCH(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                owner.requests.append(
+                    {"method": "PATCH", "path": self.path, "headers": dict(self.headers),
+                     "body": body}
+                )  # fmt: skip
+                self._answer(200)
+
             def _answer(self, status: int) -> None:
-                data = json.dumps({"status": "ok" if status < 400 else "bad"}).encode()
+                data = json.dumps(
+                    owner.body or {"status": "ok" if status < 400 else "bad"}
+                ).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

@@ -3,6 +3,7 @@ signed request and answers with a signed callback; Kubernetes targets get manife
 settings, callbacks and unreachable targets are refused with the reason and change nothing."""
 
 import json
+import os
 import socket
 import time
 
@@ -14,6 +15,7 @@ from governance.approvals import services as approvals
 from governance.audit.models import AuditEvent
 from governance.delivery import deploying, kinds, runner, services
 from governance.delivery.errors import (
+    DeploymentBusy,
     InvalidTarget,
     NotApproved,
     NothingToRollBackTo,
@@ -22,6 +24,7 @@ from governance.delivery.errors import (
 )
 from governance.delivery.kinds import JobKind
 from governance.delivery.models import Deployment, Job, Target
+from governance.errors import Conflict
 from tests.delivery.receiver import Receiver
 from tests.factories import make_version
 
@@ -439,3 +442,70 @@ def test_a_kubernetes_target_without_a_registry_needs_a_package(project, enginee
     )  # fmt: skip
     with pytest.raises(NotPackaged):
         services.deploy(actor=engineer, target=target, version=approved)
+
+
+def _kubeconfig(server: str) -> str:
+    return yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "test",
+        "clusters": [{"name": "c", "cluster": {"server": server}}],
+        "users": [{"name": "u", "user": {"token": "cluster-t0ken"}}],
+        "contexts": [{"name": "test", "context": {"cluster": "c", "user": "u"}}],
+    })  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("answer", "methods"), [(201, ["POST", "POST"]), (409, ["POST", "PATCH", "POST", "PATCH"])]
+)
+def test_kubernetes_manifests_are_applied_when_the_target_has_a_kubeconfig(
+    project, engineer, admin_user, approved, answer, methods
+):
+    # A cluster cannot run here: a local server answers as the Kubernetes API would.
+    with Receiver(status=answer, body={"kind": "Status"}) as cluster:
+        services.set_secret(actor=admin_user, project=project, name="KUBECONFIG",
+                            value=_kubeconfig(cluster.url))  # fmt: skip
+        target = _kubernetes(project, engineer, admin_user)
+        services.update_target(
+            actor=engineer, target=target,
+            changes={"settings": {**target.settings, "kubeconfig_secret": "KUBECONFIG"}},
+        )  # fmt: skip
+        deployment = services.deploy(actor=engineer, target=target, version=approved)
+        job = runner.execute(deployment.job_id)
+    assert job.state == Job.State.SUCCEEDED, job.error
+    deployment.refresh_from_db()
+    assert deployment.state == Deployment.State.LIVE
+    assert deployment.endpoint == "http://credit-scoring-k8s.ml.svc.cluster.local"
+    assert [r["method"] for r in cluster.requests] == methods
+    assert cluster.requests[0]["path"] == "/apis/apps/v1/namespaces/ml/deployments"
+    assert cluster.requests[-1]["path"].startswith("/api/v1/namespaces/ml/services")
+    headers = {k.lower(): v for k, v in cluster.requests[0]["headers"].items()}
+    assert headers["authorization"] == "Bearer cluster-t0ken", headers
+    sent = b"".join(r["body"] for r in cluster.requests)
+    assert b"s3cret-value" not in sent
+    log = "\n".join(job.lines.values_list("text", flat=True))
+    assert "cluster-t0ken" not in log
+
+
+def test_a_deploy_while_another_is_under_way_is_refused(project, engineer, approved, hook_key):
+    target = _webhook(project, engineer, "http://127.0.0.1:9/")
+    services.deploy(actor=engineer, target=target, version=approved)
+    with pytest.raises(DeploymentBusy):
+        services.deploy(actor=engineer, target=target, version=approved)
+    assert Deployment.objects.count() == 1
+
+
+def test_a_target_serving_a_deployment_cannot_be_deleted_and_its_kind_cannot_change(
+    project, engineer, approved, hook_key
+):
+    target = _webhook(project, engineer, "http://127.0.0.1:9/")
+    services.deploy(actor=engineer, target=target, version=approved)
+    with pytest.raises(Conflict):
+        services.delete_target(actor=engineer, target=target)
+    with pytest.raises(InvalidTarget) as refused:
+        services.update_target(actor=engineer, target=target, changes={"kind": "local"})
+    assert refused.value.fields == {"kind": ["Cannot be changed."]}
+    assert Target.objects.get().kind == "webhook"
+
+
+def test_stopping_leaves_a_process_that_is_not_the_deployments_alone():
+    assert "no server" in deploying.terminate({"pid": os.getpid()}, 424242)
+    assert deploying.alive(os.getpid())
