@@ -272,6 +272,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
+        # Named as they were before other areas' fields of the same names came along.
+        "KindEnum": "governance.notify.kinds.Kind",
+        "StateEnum": "governance.monitoring.models.QualityState",
         "TargetKindEnum": "governance.delivery.models.Target.Kind",
         "DeploymentStateEnum": "governance.delivery.models.Deployment.State",
         "DeploymentHealthEnum": "governance.delivery.models.Deployment.Health",

@@ -285,20 +285,12 @@ def _deploy_local(context: JobContext, deployment: Deployment) -> dict:
     runtime = {"pid": pid, "port": port, "log": str(log_path), "folder": str(folder)}
     context.log(f"server pid {pid} on {endpoint}")
 
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if not alive(pid):
-            _keep_log(context, log_path)
-            raise DeployFailed("the scoring server did not start; its log is in the job's log")
-        healthy, detail = get_health(endpoint, timeout=2)
-        if healthy:
-            break
-        if time.monotonic() > deadline:
-            _keep_log(context, log_path)
-            terminate(runtime, deployment.pk)
-            raise DeployFailed(f"the scoring server did not answer within {START_TIMEOUT} s")
-        context.step("waiting for /health", 60)
-        time.sleep(0.5)
+    try:
+        detail = _wait_for_health(context, runtime, endpoint, log_path)
+    except BaseException:
+        # Cancelled, failed or timed out: no server is left behind by a deployment that failed.
+        terminate(runtime, deployment.pk)
+        raise
     context.log(f"/health: {detail}")
     return {
         "state": Deployment.State.LIVE,
@@ -307,6 +299,22 @@ def _deploy_local(context: JobContext, deployment: Deployment) -> dict:
         "health": Deployment.Health.HEALTHY,
         "detail": detail,
     }
+
+
+def _wait_for_health(context: JobContext, runtime: dict, endpoint: str, log_path: Path) -> str:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if not alive(runtime["pid"]):
+            _keep_log(context, log_path)
+            raise DeployFailed("the scoring server did not start; its log is in the job's log")
+        healthy, detail = get_health(endpoint, timeout=2)
+        if healthy:
+            return detail
+        if time.monotonic() > deadline:
+            _keep_log(context, log_path)
+            raise DeployFailed(f"the scoring server did not answer within {START_TIMEOUT} s")
+        context.step("waiting for /health", 60)
+        time.sleep(0.5)
 
 
 def _keep_log(context: JobContext, log_path: Path) -> None:

@@ -415,21 +415,14 @@ def delete_target(*, actor: AbstractBaseUser, target: Target) -> None:
 def _require_approval(version: ModelVersion, stage: str, states: tuple[str, ...]) -> None:
     from governance.approvals.models import ApprovalRequest
 
-    found = list(
-        ApprovalRequest.objects.filter(version=version, stage=stage)
-        .order_by("-opened_at", "-id")
-        .values_list("pk", "state")[:1]
-    )
-    if (
-        any(state in states for _, state in found)
-        or ApprovalRequest.objects.filter(version=version, stage=stage, state__in=states).exists()
-    ):
+    requests = ApprovalRequest.objects.filter(version=version, stage=stage)
+    if requests.filter(state__in=states).exists():
         return
-    if not found:
+    latest = requests.order_by("-opened_at", "-id").values_list("pk", "state").first()
+    if latest is None:
         why = f"no approval request was opened for {stage}: request a release first"
     else:
-        pk, state = found[0]
-        why = f"its latest request for {stage} (#{pk}) is {state}"
+        why = f"its latest request for {stage} (#{latest[0]}) is {latest[1]}"
     raise NotApproved(
         f"{version} cannot be deployed to a {stage} target: {why}.", fields={"version": [why]}
     )
@@ -526,9 +519,9 @@ def rollback(*, actor: AbstractBaseUser, target: Target) -> Deployment:
         raise NothingToRollBackTo(
             f"{target.name} has no earlier deployment of another version that was healthy."
         )
-    return deploy(
-        actor=actor, target=target, version=previous.version, rollback_of=current or previous
-    )
+    # What is undone: the deployment serving, or else the newest one (stopped or failed).
+    undone = current or Deployment.objects.filter(target=target).first()
+    return deploy(actor=actor, target=target, version=previous.version, rollback_of=undone)
 
 
 def stop_deployment(*, actor: AbstractBaseUser, deployment: Deployment) -> Deployment:
