@@ -509,3 +509,34 @@ def test_a_target_serving_a_deployment_cannot_be_deleted_and_its_kind_cannot_cha
 def test_stopping_leaves_a_process_that_is_not_the_deployments_alone():
     assert "no server" in deploying.terminate({"pid": os.getpid()}, 424242)
     assert deploying.alive(os.getpid())
+
+
+def test_beat_probes_live_deployments_every_minute(db):
+    from django_celery_beat.models import PeriodicTask
+
+    from dashboard.celery import app
+    from governance.delivery import tasks  # noqa: F401 (registers them, as the worker does)
+
+    task = PeriodicTask.objects.get(task="delivery.probe_deployments")
+    assert task.enabled
+    assert (task.interval.every, task.interval.period) == (1, "minutes")
+    assert "delivery.probe_deployments" in app.tasks
+
+
+def test_a_person_checks_now_and_the_check_is_on_the_trail(
+    project, engineer, approved, hook_key, login
+):
+    deployment = _deploying_webhook(project, engineer, approved)
+    with Receiver() as model:
+        answer = json.dumps({"state": "live", "endpoint": model.url}).encode()
+        stamp = str(int(time.time()))
+        services.accept_deployment_callback(
+            deployment_id=deployment.pk, timestamp=stamp,
+            signature=deploying.signature(hook_key, stamp, answer), body=answer,
+        )  # fmt: skip
+        target = deployment.target
+        page = login(engineer).post(f"/projects/credit-risk/targets/{target.pk}/check/",
+                                    follow=True)  # fmt: skip
+    assert "Healthy: 200" in page.content.decode()
+    event = AuditEvent.objects.filter(action="deployment.health_changed").get()
+    assert event.actor_name == "mei"
