@@ -429,18 +429,24 @@ def _require_approval(version: ModelVersion, stage: str, states: tuple[str, ...]
 
 
 def deploy(
-    *,
-    actor: AbstractBaseUser | SystemActor,
-    target: Target,
-    version: ModelVersion,
-    rollback_of: Deployment | None = None,
+    *, actor: AbstractBaseUser | SystemActor, target: Target, version: ModelVersion
 ) -> Deployment:
     """Put `version` on `target` through a deploy job. The version needs an approved request
-    for the target's stage (a rollback accepts one superseded since) and, for kinds that run
-    the package, a succeeded package job.
+    for the target's stage and, for kinds that run the package, a succeeded package job.
 
     Raises NotAllowed, InvalidInput, NotApproved, NotPackaged, DeploymentBusy.
     """
+    return _deploy(actor, target, version, rollback_of=None)
+
+
+def _deploy(
+    actor: AbstractBaseUser | SystemActor,
+    target: Target,
+    version: ModelVersion,
+    rollback_of: Deployment | None,
+) -> Deployment:
+    """`deploy`; a rollback (`rollback_of` set) accepts a release superseded since, not only
+    the approved one: it was approved, and only a newer release replaced it."""
     from governance.approvals.models import ApprovalRequest
 
     project = target.project
@@ -521,7 +527,7 @@ def rollback(*, actor: AbstractBaseUser, target: Target) -> Deployment:
         )
     # What is undone: the deployment serving, or else the newest one (stopped or failed).
     undone = current or Deployment.objects.filter(target=target).first()
-    return deploy(actor=actor, target=target, version=previous.version, rollback_of=undone)
+    return _deploy(actor, target, previous.version, rollback_of=undone)
 
 
 def stop_deployment(*, actor: AbstractBaseUser, deployment: Deployment) -> Deployment:
