@@ -185,7 +185,7 @@ def is_ours(pid: int, deployment_id: int) -> bool:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    folder = str(deployment_folder(deployment_id)).encode()
+    folder = (str(deployment_folder(deployment_id)) + os.sep).encode()  # 1/ is not 12/
     return alive(pid) and any(part.startswith(folder) for part in command)
 
 

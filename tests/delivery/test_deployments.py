@@ -540,3 +540,23 @@ def test_a_person_checks_now_and_the_check_is_on_the_trail(
     assert "Healthy: 200" in page.content.decode()
     event = AuditEvent.objects.filter(action="deployment.health_changed").get()
     assert event.actor_name == "mei"
+
+
+def test_a_server_of_another_deployment_is_not_taken_for_ours(settings, tmp_path):
+    import subprocess
+    import sys
+
+    settings.DATA_DIR = tmp_path
+    folder = deploying.deployment_folder(12)
+    folder.mkdir(parents=True)
+    script = folder / "server.py"
+    script.write_text("import time\ntime.sleep(60)\n")
+    other = subprocess.Popen([sys.executable, str(script)])  # noqa: S603 - the test's own
+    try:
+        assert deploying.is_ours(other.pid, 12)
+        assert not deploying.is_ours(other.pid, 1)
+        assert "no server" in deploying.terminate({"pid": other.pid}, 1)
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
