@@ -309,6 +309,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        # Named as they were before other areas' fields of the same names came along.
+        "KindEnum": "governance.notify.kinds.Kind",
+        "StateEnum": "governance.monitoring.models.QualityState",
+        "TargetKindEnum": "governance.delivery.models.Target.Kind",
+        "DeploymentStateEnum": "governance.delivery.models.Deployment.State",
+        "DeploymentHealthEnum": "governance.delivery.models.Deployment.Health",
+    },
 }
 
 LANGUAGE_CODE = "en-gb"

@@ -13,6 +13,7 @@ from dashboard.views import (
     approvals,
     audit,
     delivery,
+    deployments,
     errors,
     fairness,
     health,
@@ -193,6 +194,42 @@ urlpatterns = [
     path("projects/<slug:slug>/policies/new/", approvals.policy_edit, name="policy_new"),
     path("projects/<slug:slug>/policies/<slug:stage>/", approvals.policy_edit, name="policy_edit"),
     path("projects/<slug:slug>/jobs/", delivery.jobs, name="jobs"),
+    path("projects/<slug:slug>/deployments/", deployments.deployments, name="deployments"),
+    path("projects/<slug:slug>/targets/new/", deployments.target_edit, name="target_new"),
+    path("projects/<slug:slug>/targets/<int:pk>/", deployments.target, name="target"),
+    path(
+        "projects/<slug:slug>/targets/<int:pk>/edit/", deployments.target_edit, name="target_edit"
+    ),
+    path(
+        "projects/<slug:slug>/targets/<int:pk>/deploy/",
+        deployments.target_deploy,
+        name="target_deploy",
+    ),
+    path(
+        "projects/<slug:slug>/targets/<int:pk>/rollback/",
+        deployments.target_rollback,
+        name="target_rollback",
+    ),
+    path(
+        "projects/<slug:slug>/targets/<int:pk>/check/",
+        deployments.target_check,
+        name="target_check",
+    ),
+    path(
+        "projects/<slug:slug>/targets/<int:pk>/delete/",
+        deployments.target_delete,
+        name="target_delete",
+    ),
+    path(
+        "projects/<slug:slug>/targets/<int:pk>/deployments/<int:deployment>/stop/",
+        deployments.deployment_stop,
+        name="deployment_stop",
+    ),
+    path(
+        "projects/<slug:slug>/targets/<int:pk>/deployments/<int:deployment>/manifests.yaml",
+        deployments.deployment_manifests,
+        name="deployment_manifests",
+    ),
     path("projects/<slug:slug>/secrets/", secrets.secrets, name="secrets"),
     path(
         "projects/<slug:slug>/secrets/<str:name>/delete/",

@@ -6,6 +6,7 @@ from dashboard.api import (
     access,
     approvals,
     audit,
+    deployments,
     fairness,
     labels,
     monitoring,
@@ -88,6 +89,31 @@ urlpatterns = [
     ),
     path("projects/<slug:slug>/members/", access.MemberListView.as_view(), name="api-members"),
     path("projects/<slug:slug>/secrets/", secrets.SecretListView.as_view(), name="api-secrets"),
+    path(
+        "projects/<slug:slug>/targets/",
+        deployments.TargetListView.as_view(),
+        name="api-targets",
+    ),
+    path(
+        "projects/<slug:slug>/targets/<int:pk>/",
+        deployments.TargetDetailView.as_view(),
+        name="api-target",
+    ),
+    path(
+        "projects/<slug:slug>/targets/<int:pk>/deployments/",
+        deployments.DeploymentListView.as_view(),
+        name="api-target-deployments",
+    ),
+    path(
+        "projects/<slug:slug>/targets/<int:pk>/rollback/",
+        deployments.RollbackView.as_view(),
+        name="api-target-rollback",
+    ),
+    path(
+        "deployments/<int:pk>/callback/",
+        deployments.CallbackView.as_view(),
+        name="api-deployment-callback",
+    ),
     path(
         "projects/<slug:slug>/secrets/<str:name>/",
         secrets.SecretDetailView.as_view(),

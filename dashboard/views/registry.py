@@ -189,6 +189,9 @@ def version(request: HttpRequest, slug: str, name: str, number: int) -> HttpResp
             "comment_action": reverse("version_comment", args=[slug, name, number]),
             "package_job": delivery.latest_package_job_of(version),
             "may_package": Capability.RUN_PIPELINES in context["capabilities"],
+            "deploy_targets": delivery.deploy_targets_for(version)
+            if Capability.RUN_PIPELINES in context["capabilities"]
+            else [],
         }
     )
     context.update(_profile(version, context["may_package"]))

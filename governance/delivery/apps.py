@@ -10,6 +10,7 @@ class DeliveryConfig(AppConfig):
     def ready(self) -> None:
         from governance.approvals import gates
         from governance.delivery import kinds
+        from governance.delivery.deploying import DEPLOY
         from governance.delivery.gates import PACKAGED, PROFILED
         from governance.delivery.model_files import INSPECT
         from governance.delivery.packaging import PACKAGE
@@ -18,5 +19,6 @@ class DeliveryConfig(AppConfig):
         kinds.register(INSPECT)
         kinds.register(PACKAGE)
         kinds.register(PROFILE)
+        kinds.register(DEPLOY)
         gates.register(PACKAGED)
         gates.register(PROFILED)

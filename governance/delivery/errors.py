@@ -1,6 +1,6 @@
 """Why a job cannot be made, cancelled or retried."""
 
-from governance.errors import Conflict, InvalidInput, NotFound
+from governance.errors import Conflict, DomainError, InvalidInput, NotFound
 
 
 class UnknownJobKind(InvalidInput):
@@ -49,3 +49,62 @@ class SecretUnreadable(Conflict):
         "The secret cannot be decrypted with the configured keys: restore the old key in "
         "QUORUM_SECRET_KEYS (after the new one) and run `manage.py rotate_secrets`."
     )
+
+
+class TargetNotFound(NotFound):
+    code = "target_not_found"
+    default_message = "No such deployment target in this project."
+
+
+class DeploymentNotFound(NotFound):
+    code = "deployment_not_found"
+    default_message = "No such deployment."
+
+
+class InvalidTarget(InvalidInput):
+    code = "invalid_target"
+    default_message = "The target's settings are not valid."
+
+
+class NotApproved(Conflict):
+    """The version lacks a passed approval for the target's stage."""
+
+    code = "not_approved"
+    default_message = "The version is not approved for the target's stage."
+
+
+class NotPackaged(Conflict):
+    code = "not_packaged"
+    default_message = "The version has no succeeded package job: package it first."
+
+
+class NothingToRollBackTo(Conflict):
+    code = "nothing_to_roll_back_to"
+    default_message = "The target has no earlier deployment that was healthy."
+
+
+class DeploymentBusy(Conflict):
+    code = "deployment_busy"
+    default_message = "A deployment to this target is under way: wait for it to finish."
+
+
+class DeploymentFinished(Conflict):
+    code = "deployment_finished"
+    default_message = "The deployment is not in service."
+
+
+class BadCallbackSignature(DomainError):
+    code = "bad_signature"
+    status = 401
+    default_message = "The callback's signature does not match."
+
+
+class StaleCallback(DomainError):
+    code = "stale_callback"
+    status = 401
+    default_message = "The callback's timestamp is too far from now."
+
+
+class MalformedCallback(InvalidInput):
+    code = "malformed_callback"
+    default_message = 'Send {"state": "live" or "failed", "endpoint": url, "detail": text}.'

@@ -8,6 +8,8 @@ from django.utils import timezone
 from governance.access.models import Project
 from governance.registry.models import ModelVersion
 
+USER = settings.AUTH_USER_MODEL  # Target has a field named `settings`
+
 
 class Job(models.Model):
     class State(models.TextChoices):
@@ -101,3 +103,93 @@ class Secret(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Target(models.Model):
+    """Where a project's model versions are deployed: an entry of the endpoint registry."""
+
+    class Kind(models.TextChoices):
+        LOCAL = "local", "Local (a scoring server on Quorum's worker host)"
+        WEBHOOK = "webhook", "Webhook (a signed request to a CD system)"
+        KUBERNETES = "kubernetes", "Kubernetes (a Deployment and a Service)"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="targets")
+    name = models.CharField(max_length=60)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    stage = models.CharField(
+        max_length=32, help_text="The approval stage a version needs to be deployed here."
+    )
+    settings = models.JSONField(default=dict, blank=True, help_text="Checked per kind.")
+    secrets = models.JSONField(
+        default=list, blank=True, help_text="Project secrets given to the server as variables."
+    )
+    created_by = models.ForeignKey(USER, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="target_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Deployment(models.Model):
+    """One version put on one target, from its job to its end; a target's history."""
+
+    class State(models.TextChoices):
+        DEPLOYING = "deploying", "Deploying"
+        LIVE = "live", "Live"
+        MANIFESTS_READY = "manifests_ready", "Manifests ready (not applied)"
+        FAILED = "failed", "Failed"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+        SUPERSEDED = "superseded", "Superseded"
+        STOPPED = "stopped", "Stopped"
+
+    class Health(models.TextChoices):
+        UNKNOWN = "unknown", "Unknown"
+        HEALTHY = "healthy", "Healthy"
+        UNHEALTHY = "unhealthy", "Unhealthy"
+
+    # States in which the deployment serves, or may: the ones a new deployment replaces.
+    CURRENT = (State.LIVE, State.MANIFESTS_READY)
+
+    target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="deployments")
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="deployments")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.DEPLOYING)
+    health = models.CharField(max_length=16, choices=Health.choices, default=Health.UNKNOWN)
+    probed_at = models.DateTimeField(null=True, blank=True)
+    probe_detail = models.CharField(max_length=500, blank=True)
+    healthy_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a probe last found it healthy."
+    )
+    endpoint = models.URLField(max_length=500, blank=True)
+    detail = models.TextField(blank=True, help_text="Why it failed, or how to apply it.")
+    runtime = models.JSONField(
+        default=dict, blank=True, help_text="pid, port, log path; rendered manifests."
+    )
+    deployed_by = models.ForeignKey(USER, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="When it left service.")
+    job = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, related_name="+")
+    package_job = models.ForeignKey(
+        Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    replaced = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    rollback_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["target", "-created_at"], name="deployment_target_recent"),
+            models.Index(fields=["state"], name="deployment_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"deployment {self.pk}"

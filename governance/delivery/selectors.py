@@ -1,10 +1,10 @@
 """Reads of jobs that pages and the API share."""
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Prefetch, QuerySet, Sum
 
 from governance.access.models import Project
-from governance.delivery.errors import JobNotFound
-from governance.delivery.models import Job, JobLine, Secret
+from governance.delivery.errors import DeploymentNotFound, JobNotFound, TargetNotFound
+from governance.delivery.models import Deployment, Job, JobLine, Secret, Target
 from governance.monitoring.models import Batch, Monitor
 from governance.registry.models import ModelVersion
 
@@ -117,3 +117,94 @@ def jobs_in(project_ids: list[int], states: tuple[str, ...], limit: int = 5) -> 
         .select_related("project", "version__model")
         .order_by("-created_at", "-id")[:limit]
     )
+
+# Deployment targets and their deployments.
+
+HISTORY = 50
+
+
+def _deployments() -> QuerySet[Deployment]:
+    return Deployment.objects.select_related("version__model", "deployed_by", "job")
+
+
+def targets_of(project: Project) -> list[Target]:
+    """The project's targets, each with `current` (its live or ready deployment, or None) and
+    `deploying` (one under way, or None). Three queries whatever the count."""
+    targets = list(
+        Target.objects.filter(project=project).prefetch_related(
+            Prefetch(
+                "deployments",
+                queryset=_deployments().filter(
+                    state__in=(*Deployment.CURRENT, Deployment.State.DEPLOYING)
+                ),
+                to_attr="active",
+            )
+        )
+    )
+    for target in targets:
+        target.current = next((d for d in target.active if d.state in Deployment.CURRENT), None)
+        target.deploying = next(
+            (d for d in target.active if d.state == Deployment.State.DEPLOYING), None
+        )
+    return targets
+
+
+def target_of(project: Project, pk: int) -> Target:
+    """Raises TargetNotFound, also for a target of another project."""
+    target = Target.objects.filter(project=project, pk=pk).select_related("project").first()
+    if target is None:
+        raise TargetNotFound
+    return target
+
+
+def history_of(target: Target, limit: int = HISTORY) -> list[Deployment]:
+    """The target's deployments, newest first."""
+    return list(_deployments().filter(target=target)[:limit])
+
+
+def current_of(target: Target) -> Deployment | None:
+    """The deployment that serves on the target (or whose manifests are ready)."""
+    return _deployments().filter(target=target, state__in=Deployment.CURRENT).first()
+
+
+def previous_of(deployment: Deployment) -> list[Deployment]:
+    """The target's other deployments in service: the ones `deployment` replaces."""
+    return list(
+        Deployment.objects.filter(target_id=deployment.target_id, state__in=Deployment.CURRENT)
+        .exclude(pk=deployment.pk)
+        .order_by("-created_at", "-id")
+    )
+
+
+def deployment_of(target: Target, pk: int) -> Deployment:
+    """Raises DeploymentNotFound, also for a deployment of another target."""
+    found = _deployments().filter(target=target, pk=pk).select_related("target__project").first()
+    if found is None:
+        raise DeploymentNotFound
+    return found
+
+
+def deployable_versions(target: Target) -> list[ModelVersion]:
+    """Versions of the target's project with an approved request for its stage."""
+    from governance.approvals.models import ApprovalRequest
+
+    return list(
+        ModelVersion.objects.filter(
+            model__project_id=target.project_id,
+            approvals__stage=target.stage,
+            approvals__state=ApprovalRequest.State.APPROVED,
+        )
+        .select_related("model")
+        .distinct()
+        .order_by("model__name", "-version")
+    )
+
+
+def deploy_targets_for(version: ModelVersion) -> list[Target]:
+    """The targets of the version's project whose stage the version is approved for."""
+    from governance.approvals.models import ApprovalRequest
+
+    stages = ApprovalRequest.objects.filter(
+        version=version, state=ApprovalRequest.State.APPROVED
+    ).values("stage")
+    return list(Target.objects.filter(project_id=version.model.project_id, stage__in=stages))

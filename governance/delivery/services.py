@@ -1,12 +1,14 @@
 """Every change to jobs: starting one, cancelling it, trying it again, and the sweeper that
 hands the broker what it could not take before."""
 
+import json
 import logging
 import re
+import urllib.parse
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -14,11 +16,27 @@ from governance.access.models import Project
 from governance.access.permissions import require
 from governance.access.roles import Capability
 from governance.audit.services import SystemActor, record
-from governance.delivery import kinds, vault
-from governance.delivery.errors import InvalidSecret, JobFinished, JobNotRetryable, SecretNotFound
-from governance.delivery.models import Job, Secret
+from governance.delivery import deploying, kinds, selectors, vault
+from governance.delivery.errors import (
+    BadCallbackSignature,
+    DeploymentBusy,
+    DeploymentFinished,
+    DeploymentNotFound,
+    InvalidSecret,
+    InvalidTarget,
+    JobFinished,
+    JobNotRetryable,
+    MalformedCallback,
+    NotApproved,
+    NothingToRollBackTo,
+    NotPackaged,
+    SecretNotFound,
+    StaleCallback,
+)
+from governance.delivery.models import Deployment, Job, Secret, Target
+from governance.delivery.runner import RUNNER as RUNNER_ACTOR
 from governance.delivery.runner import stale_after
-from governance.errors import InvalidInput
+from governance.errors import Conflict, InvalidInput
 from governance.registry.models import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -242,3 +260,534 @@ def rotate_secrets() -> int:
             payload={"secrets": count},
         )  # fmt: skip
     return count
+
+
+# Deployment targets (the endpoint registry), deployments, their health and rollbacks.
+
+TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,59}$")
+STAGE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+PROBER = SystemActor("health probe")
+
+
+def _clean_target(project: Project, name: object, stage: object, secrets: object) -> tuple:
+    fields: dict[str, list[str]] = {}
+    name = name.strip() if isinstance(name, str) else ""
+    if not TARGET_NAME.match(name):
+        fields["name"] = ["Up to 60 letters, digits, spaces, dots, _ and -."]
+    stage = stage.strip() if isinstance(stage, str) else ""
+    if not STAGE.match(stage):
+        fields["stage"] = ["An approval stage, such as production or staging."]
+    if secrets is None:
+        secrets = []
+    if isinstance(secrets, str):
+        secrets = [part.strip() for part in secrets.replace(",", " ").split() if part.strip()]
+    if not isinstance(secrets, list) or not all(
+        isinstance(s, str) and SECRET_NAME.match(s) for s in secrets
+    ):
+        fields["secrets"] = ["Names of project secrets, like DB_PASSWORD."]
+    if fields:
+        raise InvalidTarget(fields=fields)
+    return name, stage, list(dict.fromkeys(secrets))
+
+
+def _check_secrets_exist(project: Project, target_settings: dict, secrets: list[str]) -> None:
+    named = {"secrets": secrets}
+    for field in ("hmac_secret", "kubeconfig_secret"):
+        if target_settings.get(field):
+            named[field] = [target_settings[field]]
+    known = set(
+        Secret.objects.filter(
+            project=project, name__in=[n for names in named.values() for n in names]
+        ).values_list("name", flat=True)
+    )
+    fields = {
+        field: [f"The project has no secret {name}." for name in names if name not in known]
+        for field, names in named.items()
+    }
+    fields = {field: messages for field, messages in fields.items() if messages}
+    if fields:
+        raise InvalidTarget("Set these secrets on the project's secrets page first.", fields=fields)
+
+
+def _target_state(target: Target) -> dict:
+    return {
+        "name": target.name,
+        "kind": target.kind,
+        "stage": target.stage,
+        "settings": target.settings,
+        "secrets": target.secrets,
+    }
+
+
+def create_target(
+    *,
+    actor: AbstractBaseUser,
+    project: Project,
+    name: str,
+    kind: str,
+    stage: str,
+    settings: dict | None = None,
+    secrets: list[str] | None = None,
+) -> Target:
+    """Add a deployment target. Raises NotAllowed, InvalidTarget naming the field (a name the
+    project uses already, settings its kind refuses, a secret the project lacks)."""
+    require(actor, Capability.RUN_PIPELINES, project)
+    name, stage, secrets = _clean_target(project, name, stage, secrets)
+    target_settings = deploying.clean_settings(kind, settings)
+    _check_secrets_exist(project, target_settings, secrets)
+    try:
+        with transaction.atomic():
+            target = Target.objects.create(
+                project=project,
+                name=name,
+                kind=kind,
+                stage=stage,
+                settings=target_settings,
+                secrets=secrets,
+                created_by=actor,
+            )
+            record(
+                actor=actor,
+                action="target.created",
+                target=target,
+                project=project,
+                payload={"after": _target_state(target)},
+            )
+    except IntegrityError:
+        raise InvalidTarget(fields={"name": ["The project has a target of that name."]}) from None
+    return target
+
+
+def update_target(*, actor: AbstractBaseUser, target: Target, changes: dict) -> Target:
+    """Change a target's name, stage, settings or secrets (its kind stays). Raises NotAllowed,
+    InvalidTarget naming the field."""
+    project = target.project
+    require(actor, Capability.RUN_PIPELINES, project)
+    unknown = set(changes) - {"name", "stage", "settings", "secrets"}
+    if unknown:
+        raise InvalidTarget(fields={field: ["Cannot be changed."] for field in sorted(unknown)})
+    try:
+        with transaction.atomic():
+            target = Target.objects.select_for_update().get(pk=target.pk)
+            before = _target_state(target)
+            name, stage, secrets = _clean_target(
+                project,
+                changes.get("name", target.name),
+                changes.get("stage", target.stage),
+                changes.get("secrets", target.secrets),
+            )
+            target_settings = deploying.clean_settings(
+                target.kind, changes.get("settings", target.settings)
+            )
+            _check_secrets_exist(project, target_settings, secrets)
+            target.name, target.stage, target.secrets = name, stage, secrets
+            target.settings = target_settings
+            target.save()
+            record(
+                actor=actor,
+                action="target.updated",
+                target=target,
+                project=project,
+                payload={"before": before, "after": _target_state(target)},
+            )
+    except IntegrityError:
+        raise InvalidTarget(fields={"name": ["The project has a target of that name."]}) from None
+    return target
+
+
+def delete_target(*, actor: AbstractBaseUser, target: Target) -> None:
+    """Remove a target and its history. Raises NotAllowed, Conflict while a deployment on it
+    serves or is under way (stop it first)."""
+    require(actor, Capability.RUN_PIPELINES, target.project)
+    with transaction.atomic():
+        target = Target.objects.select_for_update().select_related("project").get(pk=target.pk)
+        active = (*Deployment.CURRENT, Deployment.State.DEPLOYING)
+        if Deployment.objects.filter(target=target, state__in=active).exists():
+            raise Conflict("A deployment on this target serves or is under way: stop it first.")
+        record(
+            actor=actor,
+            action="target.deleted",
+            target=target,
+            project=target.project,
+            payload={"before": _target_state(target)},
+        )
+        target.delete()
+
+
+def _require_approval(version: ModelVersion, stage: str, states: tuple[str, ...]) -> None:
+    from governance.approvals.models import ApprovalRequest
+
+    requests = ApprovalRequest.objects.filter(version=version, stage=stage)
+    if requests.filter(state__in=states).exists():
+        return
+    latest = requests.order_by("-opened_at", "-id").values_list("pk", "state").first()
+    if latest is None:
+        why = f"no approval request was opened for {stage}: request a release first"
+    else:
+        why = f"its latest request for {stage} (#{latest[0]}) is {latest[1]}"
+    raise NotApproved(
+        f"{version} cannot be deployed to a {stage} target: {why}.", fields={"version": [why]}
+    )
+
+
+def deploy(
+    *, actor: AbstractBaseUser | SystemActor, target: Target, version: ModelVersion
+) -> Deployment:
+    """Put `version` on `target` through a deploy job. The version needs an approved request
+    for the target's stage and, for kinds that run the package, a succeeded package job.
+
+    Raises NotAllowed, InvalidInput, NotApproved, NotPackaged, DeploymentBusy.
+    """
+    return _deploy(actor, target, version, rollback_of=None)
+
+
+def _deploy(
+    actor: AbstractBaseUser | SystemActor,
+    target: Target,
+    version: ModelVersion,
+    rollback_of: Deployment | None,
+) -> Deployment:
+    """`deploy`; a rollback (`rollback_of` set) accepts a release superseded since, not only
+    the approved one: it was approved, and only a newer release replaced it."""
+    from governance.approvals.models import ApprovalRequest
+
+    project = target.project
+    if not isinstance(actor, SystemActor):
+        require(actor, Capability.RUN_PIPELINES, project)
+    if version.model.project_id != project.pk:
+        raise InvalidInput(fields={"version": ["The model version is not in this project."]})
+    standing = (ApprovalRequest.State.APPROVED,)
+    if rollback_of is not None:
+        standing = (*standing, ApprovalRequest.State.SUPERSEDED)
+    _require_approval(version, target.stage, standing)
+    package = deploying.newest_package_of(version.pk)
+    if package is None and deploying.needs_package(target):
+        raise NotPackaged(f"{version} has no succeeded package job: package it first.")
+    with transaction.atomic():
+        target = Target.objects.select_for_update().select_related("project").get(pk=target.pk)
+        under_way = Deployment.objects.filter(
+            target=target,
+            state=Deployment.State.DEPLOYING,
+            job__state__in=(Job.State.QUEUED, Job.State.RUNNING),
+        )
+        if under_way.exists():
+            raise DeploymentBusy
+        current = Deployment.objects.filter(target=target, state__in=Deployment.CURRENT).first()
+        deployment = Deployment.objects.create(
+            target=target,
+            version=version,
+            package_job=package,
+            replaced=current,
+            rollback_of=rollback_of,
+            deployed_by=None if isinstance(actor, SystemActor) else actor,
+        )
+        job = start_job(
+            actor=actor,
+            project=project,
+            kind="deploy",
+            version=version,
+            params={"deployment": deployment.pk},
+            trigger="rollback" if rollback_of else "manual",
+        )
+        deployment.job = job
+        deployment.save(update_fields=["job"])
+        record(
+            actor=actor,
+            action="deployment.rollback_started" if rollback_of else "deployment.started",
+            target=deployment,
+            project=project,
+            payload={
+                "target": target.name,
+                "kind": target.kind,
+                "stage": target.stage,
+                "model": version.model.name,
+                "version": version.version,
+                "job": job.pk,
+                "package_job": package.pk if package else None,
+                "replaces": current.pk if current else None,
+                "rollback_of": rollback_of.pk if rollback_of else None,
+            },
+        )
+    return deployment
+
+
+def rollback(*, actor: AbstractBaseUser, target: Target) -> Deployment:
+    """Deploy again the newest earlier deployment of the target that a probe found healthy,
+    other than the one serving. Raises NotAllowed, NothingToRollBackTo, NotApproved,
+    NotPackaged, DeploymentBusy."""
+    require(actor, Capability.RUN_PIPELINES, target.project)
+    current = Deployment.objects.filter(target=target, state__in=Deployment.CURRENT).first()
+    earlier = Deployment.objects.filter(target=target, healthy_at__isnull=False).select_related(
+        "version__model"
+    )
+    if current is not None:
+        earlier = earlier.exclude(pk=current.pk).exclude(version_id=current.version_id)
+    previous = earlier.order_by("-created_at", "-id").first()
+    if previous is None:
+        raise NothingToRollBackTo(
+            f"{target.name} has no earlier deployment of another version that was healthy."
+        )
+    # What is undone: the deployment serving, or else the newest one (stopped or failed).
+    undone = current or Deployment.objects.filter(target=target).first()
+    return _deploy(actor, target, previous.version, rollback_of=undone)
+
+
+def stop_deployment(*, actor: AbstractBaseUser, deployment: Deployment) -> Deployment:
+    """Take a deployment out of service: a local server is stopped, a job under way cancelled.
+    Raises NotAllowed, DeploymentFinished."""
+    require(actor, Capability.RUN_PIPELINES, deployment.target.project)
+    with transaction.atomic():
+        deployment = (
+            Deployment.objects.select_for_update(of=("self",))
+            .select_related("target__project")
+            .get(pk=deployment.pk)
+        )
+        active = (*Deployment.CURRENT, Deployment.State.DEPLOYING)
+        if deployment.state not in active:
+            raise DeploymentFinished(
+                f"The deployment is {deployment.get_state_display().lower()} already."
+            )
+        before = deployment.state
+        deployment.state, deployment.finished_at = Deployment.State.STOPPED, timezone.now()
+        deployment.save(update_fields=["state", "finished_at"])
+        if deployment.job_id:
+            Job.objects.filter(
+                pk=deployment.job_id, state__in=(Job.State.QUEUED, Job.State.RUNNING)
+            ).update(cancel_requested=True)
+        record(
+            actor=actor,
+            action="deployment.stopped",
+            target=deployment,
+            project=deployment.target.project,
+            payload={"before": {"state": before}, "after": {"state": deployment.state}},
+        )
+        _stop_later(deployment)
+    return deployment
+
+
+def _stop_later(deployment: Deployment) -> None:
+    if deployment.target.kind == Target.Kind.LOCAL and deployment.runtime.get("pid"):
+        runtime, pk = dict(deployment.runtime), deployment.pk
+        transaction.on_commit(lambda: deploying.terminate(runtime, pk))
+
+
+def finish_deployment(
+    *,
+    deployment_id: int,
+    state: str,
+    endpoint: str = "",
+    detail: str = "",
+    runtime: dict | None = None,
+    health: str | None = None,
+    actor: SystemActor = RUNNER_ACTOR,
+) -> Deployment:
+    """Record how a deployment under way ended (by its job, or a CD system's callback). A live
+    one replaces the target's previous one, whose server is then stopped. A deployment no
+    longer under way (stopped meanwhile) is left as it is, its new server stopped."""
+    with transaction.atomic():
+        deployment = (
+            Deployment.objects.select_for_update(of=("self",))
+            .select_related("target__project", "version__model")
+            .get(pk=deployment_id)
+        )
+        if deployment.state != Deployment.State.DEPLOYING:
+            if runtime and runtime.get("pid"):
+                deployment.runtime = {**deployment.runtime, **runtime}
+                _stop_later(deployment)
+            return deployment
+        now = timezone.now()
+        deployment.state, deployment.endpoint = state, endpoint[:500]
+        deployment.detail = detail[:10_000]
+        deployment.runtime = runtime or deployment.runtime
+        if health:
+            deployment.health, deployment.probed_at = health, now
+            deployment.probe_detail = detail[:500]
+            if health == Deployment.Health.HEALTHY:
+                deployment.healthy_at = now
+        if state == Deployment.State.FAILED:
+            deployment.finished_at = now
+        replaced = []
+        if state in Deployment.CURRENT:
+            for previous in Deployment.objects.select_for_update().filter(
+                pk__in=[d.pk for d in selectors.previous_of(deployment)]
+            ):
+                rolled = previous.pk == deployment.rollback_of_id
+                previous.state = (
+                    Deployment.State.ROLLED_BACK if rolled else Deployment.State.SUPERSEDED
+                )
+                previous.finished_at = now
+                previous.save(update_fields=["state", "finished_at"])
+                previous.target = deployment.target
+                record(
+                    actor=actor,
+                    action=f"deployment.{previous.state}",
+                    target=previous,
+                    project=deployment.target.project,
+                    payload={
+                        "by": deployment.pk,
+                        "before": {"state": "live"},
+                        "after": {"state": previous.state},
+                    },
+                )
+                _stop_later(previous)
+                replaced.append(previous.pk)
+            if replaced:
+                deployment.replaced_id = replaced[0]
+        deployment.save()
+        record(
+            actor=actor,
+            action=f"deployment.{state}",
+            target=deployment,
+            project=deployment.target.project,
+            payload={
+                "before": {"state": "deploying"},
+                "after": {"state": state},
+                "endpoint": deployment.endpoint,
+                "detail": detail[:500],
+                "replaced": replaced,
+            },
+        )
+    return deployment
+
+
+def accept_deployment_callback(
+    *, deployment_id: int, timestamp: str, signature: str, body: bytes
+) -> Deployment:
+    """A CD system says how a deployment it was asked for went. The HMAC-SHA256 of
+    "timestamp.body" with the target's key is the authentication.
+
+    Raises DeploymentNotFound, BadCallbackSignature, StaleCallback, MalformedCallback,
+    DeploymentFinished; a refused callback changes nothing (not even the key's use).
+    """
+    deployment = (
+        Deployment.objects.select_related("target__project").filter(pk=deployment_id).first()
+    )
+    if deployment is None or deployment.target.kind != Target.Kind.WEBHOOK:
+        raise DeploymentNotFound
+    target = deployment.target
+    with transaction.atomic():
+        key = use_secret(
+            project=target.project,
+            name=target.settings["hmac_secret"],
+            user=f"deployment {deployment.pk} callback",
+        )
+        if not deploying.signature_matches(key, timestamp, body, signature):
+            raise BadCallbackSignature
+        if not deploying.fresh(timestamp):
+            raise StaleCallback
+        try:
+            message = json.loads(body)
+        except ValueError:
+            raise MalformedCallback from None
+        state = message.get("state") if isinstance(message, dict) else None
+        endpoint = message.get("endpoint") or "" if isinstance(message, dict) else ""
+        detail = message.get("detail") or "" if isinstance(message, dict) else ""
+        if state not in ("live", "failed") or not isinstance(detail, str):
+            raise MalformedCallback
+        if state == "live" and (
+            not isinstance(endpoint, str)
+            or urllib.parse.urlparse(endpoint).scheme not in ("http", "https")
+        ):
+            raise MalformedCallback(fields={"endpoint": ["An http or https address."]})
+        current = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        if current.state != Deployment.State.DEPLOYING:
+            raise DeploymentFinished(
+                f"The deployment is {current.get_state_display().lower()} already."
+            )
+        return finish_deployment(
+            deployment_id=deployment.pk,
+            state=state,
+            endpoint=endpoint if state == "live" else "",
+            detail=detail,
+            actor=SystemActor(f"webhook {target.name}"),
+        )
+
+
+def _probe(deployment_id: int, actor: SystemActor | AbstractBaseUser) -> Deployment | None:
+    deployment = Deployment.objects.filter(pk=deployment_id).only("endpoint").first()
+    if deployment is None or not deployment.endpoint:
+        return deployment
+    healthy, detail = deploying.get_health(deployment.endpoint)
+    health = Deployment.Health.HEALTHY if healthy else Deployment.Health.UNHEALTHY
+    with transaction.atomic():
+        deployment = (
+            Deployment.objects.select_for_update(of=("self",))
+            .select_related("target__project", "version__model")
+            .get(pk=deployment_id)
+        )
+        if deployment.state != Deployment.State.LIVE:
+            return deployment
+        before, now = deployment.health, timezone.now()
+        deployment.health, deployment.probed_at, deployment.probe_detail = health, now, detail
+        if healthy:
+            deployment.healthy_at = now
+        deployment.save(update_fields=["health", "probed_at", "probe_detail", "healthy_at"])
+        changed = before != health
+        if changed or not isinstance(actor, SystemActor):
+            record(
+                actor=actor,
+                action="deployment.health_changed" if changed else "deployment.probed",
+                target=deployment,
+                project=deployment.target.project,
+                payload={
+                    "before": {"health": before},
+                    "after": {"health": health},
+                    "detail": detail,
+                },
+            )
+        # A first healthy answer is what everyone expects: only news is told.
+        first_good = before == Deployment.Health.UNKNOWN and healthy
+        if changed and not first_good:
+            _tell_about_health(deployment, now)
+    return deployment
+
+
+def _tell_about_health(deployment: Deployment, at: object) -> None:
+    from django.urls import reverse
+
+    from governance.access.models import Membership
+    from governance.access.roles import Role
+    from governance.notify.kinds import Kind
+    from governance.notify.services import notify
+
+    target = deployment.target
+    people = [
+        m.user
+        for m in Membership.objects.filter(
+            project=target.project, role__in=(Role.ML_ENGINEER, Role.PRODUCT_OWNER)
+        ).select_related("user")
+    ]
+    notify(
+        recipients=people,
+        kind=Kind.DEPLOYMENT_HEALTH,
+        subject=f"{deployment.version} on {target.name}: {deployment.health}",
+        body=deployment.probe_detail,
+        url=reverse("target", args=[target.project.slug, target.pk]),
+        key=f"health-{deployment.pk}-{int(at.timestamp())}",
+        project=target.project,
+    )
+
+
+def probe_deployments() -> int:
+    """Ask every live deployment with an endpoint for its health; a change is audited and told
+    to the project's ML engineers and product owners. Returns how many were asked. Reads the
+    network: one request per deployment, a few seconds at most each."""
+    ids = list(
+        Deployment.objects.filter(state=Deployment.State.LIVE)
+        .exclude(endpoint="")
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for pk in ids:
+        _probe(pk, PROBER)
+    return len(ids)
+
+
+def check_target_health(*, actor: AbstractBaseUser, target: Target) -> Deployment | None:
+    """Probe the target's live deployment now ("Check now"). Returns it, or None when nothing
+    serves there. Raises NotAllowed."""
+    require(actor, Capability.RUN_PIPELINES, target.project)
+    live = Deployment.objects.filter(target=target, state=Deployment.State.LIVE).first()
+    if live is None:
+        return None
+    return _probe(live.pk, actor)

@@ -25,3 +25,8 @@ def run_job(*, job_id: int) -> None:
 @shared_task(name="delivery.sweep_jobs", acks_late=True, time_limit=300, ignore_result=True)
 def sweep_jobs() -> None:
     services.sweep_jobs()
+
+
+@shared_task(name="delivery.probe_deployments", acks_late=True, time_limit=300, ignore_result=True)
+def probe_deployments() -> None:
+    services.probe_deployments()

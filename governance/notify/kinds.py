@@ -11,3 +11,4 @@ class Kind(models.TextChoices):
     MENTION = "mention", "Someone mentioned you"
     DRIFT_ALERT = "drift.alert", "A drift alert opened on a model you follow"
     JOB_FINISHED = "job.finished", "A job you started finished"
+    DEPLOYMENT_HEALTH = "deployment.health", "A deployment's health changed"

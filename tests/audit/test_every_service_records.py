@@ -6,6 +6,7 @@ A new service without a scenario here fails `test_every_service_has_a_scenario`.
 import importlib
 import inspect
 import io
+import json
 import pkgutil
 import time
 from datetime import timedelta
@@ -21,6 +22,7 @@ from governance.approvals import services as approvals
 from governance.approvals.models import ApprovalRequest
 from governance.audit import services as audit
 from governance.audit.models import AuditEvent, VerificationRun
+from governance.delivery import deploying
 from governance.delivery import services as delivery
 from governance.fairness import services as fairness
 from governance.monitoring import services as monitoring
@@ -29,6 +31,7 @@ from governance.notify import services as notify
 from governance.registry import services as registry
 from governance.registry.mirror import webhook_signature
 from governance.registry.models import ModelVersion
+from tests.delivery.receiver import Receiver
 from tests.factories import make_version
 
 # Functions in services modules that change nothing anyone could want on the trail.
@@ -207,6 +210,35 @@ def _bias_report(c):
 
 
 # name -> (run(cast), expected action)
+def _target(c):
+    delivery.set_secret(actor=c.admin, project=c.project, name="HOOK_KEY", value="k")
+    return delivery.create_target(
+        actor=c.admin, project=c.project, name="argo", kind="webhook", stage="production",
+        settings={"url": "http://127.0.0.1:9/", "hmac_secret": "HOOK_KEY"},
+    )  # fmt: skip
+
+
+def _deploying(c):
+    return delivery.deploy(actor=c.admin, target=_target(c), version=_approved(c).version)
+
+
+def _called_back(c, deployment, endpoint: str = "http://127.0.0.1:9"):
+    body = json.dumps({"state": "live", "endpoint": endpoint}).encode()
+    stamp = str(int(time.time()))
+    return delivery.accept_deployment_callback(
+        deployment_id=deployment.pk, timestamp=stamp,
+        signature=deploying.signature("k", stamp, body), body=body,
+    )  # fmt: skip
+
+
+def _rolled_back(c):
+    with Receiver() as model:
+        deployment = _called_back(c, _deploying(c), model.url)
+        delivery.probe_deployments()
+    delivery.stop_deployment(actor=c.admin, deployment=deployment)
+    return delivery.rollback(actor=c.admin, target=deployment.target)
+
+
 SCENARIOS = {
     "governance.access.services.create_project": (
         lambda c: access.create_project(actor=c.admin, slug="fraud", name="Fraud"),
@@ -456,6 +488,43 @@ SCENARIOS = {
         lambda c: (_secret(c), delivery.rotate_secrets()),
         "secret.rotated",
     ),
+    "governance.delivery.services.create_target": (_target, "target.created"),
+    "governance.delivery.services.update_target": (
+        lambda c: delivery.update_target(
+            actor=c.admin, target=_target(c), changes={"stage": "staging"}
+        ),
+        "target.updated",
+    ),
+    "governance.delivery.services.delete_target": (
+        lambda c: delivery.delete_target(actor=c.admin, target=_target(c)),
+        "target.deleted",
+    ),
+    "governance.delivery.services.deploy": (_deploying, "deployment.started"),
+    "governance.delivery.services.finish_deployment": (
+        lambda c: delivery.finish_deployment(
+            deployment_id=_deploying(c).pk, state="failed", detail="refused"
+        ),
+        "deployment.failed",
+    ),
+    "governance.delivery.services.accept_deployment_callback": (
+        lambda c: _called_back(c, _deploying(c)),
+        "deployment.live",
+    ),
+    "governance.delivery.services.stop_deployment": (
+        lambda c: delivery.stop_deployment(actor=c.admin, deployment=_deploying(c)),
+        "deployment.stopped",
+    ),
+    "governance.delivery.services.probe_deployments": (
+        lambda c: (_called_back(c, _deploying(c)), delivery.probe_deployments()),
+        "deployment.health_changed",
+    ),
+    "governance.delivery.services.check_target_health": (
+        lambda c: delivery.check_target_health(
+            actor=c.admin, target=_called_back(c, _deploying(c)).target
+        ),
+        "deployment.health_changed",
+    ),
+    "governance.delivery.services.rollback": (_rolled_back, "deployment.rollback_started"),
     "governance.delivery.services.cancel_job": (
         lambda c: delivery.cancel_job(actor=c.admin, job=_job(c)),
         "job.cancel_requested",

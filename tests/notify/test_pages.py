@@ -7,6 +7,7 @@ from django.urls import reverse
 from dashboard.context_processors import navigation
 from governance.audit.models import AuditEvent
 from governance.notify import services
+from governance.notify.kinds import Kind
 from governance.notify.models import Notification, Preference
 
 URL = "/projects/credit-risk/models/credit-scoring/versions/3/"
@@ -216,20 +217,14 @@ def test_the_preferences_page_shows_every_kind_with_its_choice(login, scientist)
     content = response.content.decode()
     assert "A release waits for your decision" in content
     assert "Someone mentioned you" in content
-    assert content.count('type="radio"') == 3 * 6
+    assert content.count('type="radio"') == 3 * len(Kind)
+    assert "A deployment&#x27;s health changed" in content
     assert 'name="mention" value="daily" id="id_mention_1" required checked' in content
     assert 'name="mention" value="immediately" id="id_mention_0" required>' in content
 
 
 def choices(**overrides) -> dict[str, str]:
-    chosen = {
-        "release.requested": "immediately",
-        "release.decided": "immediately",
-        "release.outcome": "immediately",
-        "mention": "immediately",
-        "drift.alert": "immediately",
-        "job.finished": "immediately",
-    }
+    chosen = {kind.value: "immediately" for kind in Kind}
     chosen.update({key.replace("_", "."): value for key, value in overrides.items()})
     return chosen
 
