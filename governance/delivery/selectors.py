@@ -1,11 +1,16 @@
 """Reads of jobs that pages and the API share."""
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, QuerySet, Sum
 
+from governance.access.errors import ProjectNotFound
 from governance.access.models import Project
-from governance.delivery.errors import JobNotFound
-from governance.delivery.models import Job, JobLine, Secret
-from governance.registry.models import ModelVersion
+from governance.access.permissions import require
+from governance.access.roles import Capability
+from governance.delivery.errors import JobNotFound, RetrainingRunNotFound
+from governance.delivery.models import Job, JobLine, RetrainingPolicy, RetrainingRun, Secret
+from governance.registry.errors import ModelNotFound
+from governance.registry.models import ModelVersion, RegisteredModel
 
 TAIL = 200
 
@@ -75,3 +80,50 @@ def recommendation_of(version: ModelVersion) -> dict | None:
     "memory_limit": "512Mi", ...}; None until a profile job succeeded."""
     job = latest_profile_of(version)
     return (job.result or {}).get("recommendation") if job else None
+
+
+RUNS_SHOWN = 20
+
+
+def retraining_of(model: RegisteredModel) -> RetrainingPolicy | None:
+    """The model's retraining policy with its schedule, or None."""
+    return (
+        RetrainingPolicy.objects.select_related("schedule__crontab", "updated_by")
+        .filter(model=model)
+        .first()
+    )
+
+
+def retraining_runs_of(model: RegisteredModel, limit: int = RUNS_SHOWN) -> list[RetrainingRun]:
+    """The model's newest retraining runs with their jobs, versions and approval requests."""
+    return list(
+        RetrainingRun.objects.filter(policy__model=model)
+        .select_related("job", "registered_version", "approval", "requested_by")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def retraining_run_of(model: RegisteredModel, pk: int) -> RetrainingRun:
+    """Raises RetrainingRunNotFound, also for a run of another model."""
+    run = (
+        RetrainingRun.objects.filter(policy__model=model, pk=pk)
+        .select_related("policy__project", "job")
+        .first()
+    )
+    if run is None:
+        raise RetrainingRunNotFound
+    return run
+
+
+def model_for(user: AbstractBaseUser, key: str) -> tuple[RegisteredModel, frozenset[str]]:
+    """A registered model by id or by name, and what `user` may do in its project.
+    Raises ModelNotFound, also for a model of a project the user may not see."""
+    models = RegisteredModel.objects.select_related("project").filter(project__isnull=False)
+    model = models.filter(pk=int(key)).first() if key.isdigit() else None
+    model = model or models.filter(name=key).first()
+    if model is None:
+        raise ModelNotFound
+    try:
+        return model, require(user, Capability.VIEW_PROJECT, model.project)
+    except ProjectNotFound:
+        raise ModelNotFound from None

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -19,6 +20,7 @@ from governance.approvals import services as approvals
 from governance.approvals.models import ApprovalRequest
 from governance.audit.models import AuditEvent
 from governance.delivery import runner, services, tasks
+from governance.delivery import services as job_services
 from governance.delivery.errors import (
     InvalidCron,
     InvalidPipeline,
@@ -28,13 +30,15 @@ from governance.delivery.errors import (
 from governance.delivery.models import Job, RetrainingPolicy, RetrainingRun
 from governance.errors import DomainError, InvalidInput
 from governance.monitoring import services as monitoring
+from governance.registry import demo, tables
 from governance.registry import services as registry
-from governance.registry import tables
 from governance.registry.models import ModelVersion, RegisteredModel
+from tests.factories import make_version
 from tests.monitoring.test_monitors import csv_of, frame
 
 SMALL = "tests.delivery.retraining_pipelines:SMALL"
 BROKEN = "tests.delivery.retraining_pipelines:BROKEN"
+DEMO = "governance.delivery.demo_pipeline:CREDIT_SCORING"
 
 
 @pytest.fixture
@@ -483,3 +487,146 @@ def test_a_run_whose_data_vanished_before_it_started_fails_clearly(model, engine
     assert job.state == Job.State.FAILED
     assert "is no longer kept" in job.error
     assert ModelVersion.objects.filter(model=model).count() == 1
+
+
+# The demo's pipeline
+
+
+def test_the_demo_pipeline_retrains_on_labelled_batches_with_the_demo_signature(
+    project, engineer, scientist, tracking
+):
+    credit = demo.credit_applicants()
+    tracking.sklearn_version(
+        "credit-scoring",
+        project="credit-risk",
+        features=credit.train[credit.features].astype("float64"),
+        labels=credit.train[credit.target],
+    )
+    registry.sync_mlflow(trigger="test")
+    model = RegisteredModel.objects.get(name="credit-scoring")
+    reference = registry.keep_table(
+        actor=scientist,
+        project=project,
+        name="holdout",
+        table=pa.Table.from_pandas(credit.test[[*credit.features, credit.target]]),
+        source="demo",
+    )
+    monitor = monitoring.create_monitor(
+        actor=scientist, project=project, name="inputs", reference=reference,
+        version=model.versions.get(), task="classification", label_column=credit.target,
+    )  # fmt: skip
+    (rows, outcomes), (unlabelled, _) = demo.drifting_batches()[2], demo.drifting_batches()[0]
+    labelled = monitoring.add_batch(
+        actor=scientist, monitor=monitor, content=csv_of(rows), filename="day-3.csv"
+    )
+    monitoring.add_labels(
+        actor=scientist, batch=labelled, content=csv_of(outcomes), filename="outcomes.csv"
+    )
+    monitoring.add_batch(
+        actor=scientist, monitor=monitor, content=csv_of(unlabelled), filename="day-1.csv"
+    )
+    policy = policy_of(model, engineer, entry_point=DEMO, params={"n_estimators": 20}, seed=1)
+    run = run_now(policy, engineer)
+
+    assert run.job.state == Job.State.SUCCEEDED, log_of(run.job)
+    log = log_of(run.job)
+    assert f"{len(credit.train) + len(rows)} training rows, {len(rows)} of them from" in log
+    assert "no outcomes yet, left out" in log
+    assert len(run.data_digests) == 3, "two batches and one set of labels"
+    new = run.registered_version
+    assert new.version == 2
+    assert new.signature["inputs"] == model.versions.get(version=1).signature["inputs"]
+    assert run.metrics["roc_auc"] > 0.7
+
+
+# Pages
+
+
+def _runs(policy, engineer, count: int) -> None:
+    """Runs that were started and cancelled, as rows for a page to show."""
+    for _ in range(count):
+        run = services.trigger_retraining(policy=policy, trigger="manual", actor=engineer)
+        job_services.cancel_job(actor=engineer, job=run.job)
+
+
+def test_the_model_page_shows_the_policy_and_runs_in_the_same_queries_however_many(
+    login, project, engineer, viewer, django_assert_max_num_queries
+):
+    model = make_version(project, "credit-scoring", 1).model
+    policy = policy_of(model, engineer, cron="0 3 * * *", on_drift=True)
+    _runs(policy, engineer, 1)
+    client = login(viewer)
+    url = reverse("model", args=["credit-risk", "credit-scoring"])
+    with django_assert_max_num_queries(60) as few:
+        page = client.get(url)
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "Retraining" in body
+    assert "0 3 * * *" in body
+    assert "on a drift alert" in body
+    assert "Run now</button>" not in body, "a viewer may not run it"
+    _runs(policy, engineer, 12)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        page = client.get(url)
+    assert page.content.decode().count("Rerun run") == 0
+
+
+def test_an_engineer_sets_a_policy_on_the_page_and_a_bad_cron_comes_back_named(
+    login, project, engineer
+):
+    model = make_version(project, "credit-scoring", 1).model
+    client = login(engineer)
+    url = reverse("retraining_save", args=["credit-risk", "credit-scoring"])
+    form = {
+        "entry_point": SMALL,
+        "params": '{"C": 2}',
+        "seed": "3",
+        "cron": "0 25 * * *",
+        "cooldown_minutes": "30",
+        "on_drift": "on",
+        "enabled": "on",
+    }
+    refused = client.post(url, form)
+    assert refused.status_code == 400
+    body = refused.content.decode()
+    assert "hour: 25 is out of range 0-23" in body
+    assert 'value="0 25 * * *"' in body
+    assert not RetrainingPolicy.objects.exists()
+
+    saved = client.post(url, {**form, "cron": "0 2 * * *"})
+    assert saved.status_code == 302
+    policy = RetrainingPolicy.objects.get(model=model)
+    assert (policy.params, policy.seed, policy.cron, policy.on_drift, policy.on_new_data) == (
+        {"C": 2},
+        3,
+        "0 2 * * *",
+        True,
+        False,
+    )
+    bad_json = client.post(url, {**form, "params": "{C: 2}"})
+    assert bad_json.status_code == 400
+    assert "Not JSON" in bad_json.content.decode()
+
+
+def test_run_now_and_rerun_on_the_page_follow_the_job(login, model, engineer, scientist):
+    policy_of(model, engineer)
+    client = login(engineer)
+    started = client.post(reverse("retraining_run_now", args=["credit-risk", "credit-scoring"]))
+    run = RetrainingRun.objects.get()
+    assert started["Location"] == reverse("job", args=["credit-risk", run.job_id])
+    busy = client.post(
+        reverse("retraining_run_now", args=["credit-risk", "credit-scoring"]), follow=True
+    )
+    assert "queued or running" in busy.content.decode() or "is queued" in busy.content.decode()
+    runner.execute(run.job_id)
+    page = client.get(reverse("model", args=["credit-risk", "credit-scoring"]))
+    assert "v2" in page.content.decode()
+    assert f"Rerun run {run.pk}" in page.content.decode()
+    again = client.post(reverse("retraining_rerun", args=["credit-risk", "credit-scoring", run.pk]))
+    rerun_row = RetrainingRun.objects.get(rerun_of=run)
+    assert again["Location"] == reverse("job", args=["credit-risk", rerun_row.job_id])
+    refused = login(scientist).post(
+        reverse("retraining_run_now", args=["credit-risk", "credit-scoring"]), follow=True
+    )
+    assert "does not allow" in refused.content.decode()
+    assert RetrainingRun.objects.count() == 2
