@@ -94,13 +94,18 @@ def retraining_of(model: RegisteredModel) -> RetrainingPolicy | None:
     )
 
 
-def retraining_runs_of(model: RegisteredModel, limit: int = RUNS_SHOWN) -> list[RetrainingRun]:
-    """The model's newest retraining runs with their jobs, versions and approval requests."""
-    return list(
+def retraining_runs_query(model: RegisteredModel) -> QuerySet[RetrainingRun]:
+    """The model's retraining runs, newest first, with their jobs, versions and approvals."""
+    return (
         RetrainingRun.objects.filter(policy__model=model)
         .select_related("job", "registered_version", "approval", "requested_by")
-        .order_by("-created_at", "-id")[:limit]
+        .order_by("-created_at", "-id")
     )
+
+
+def retraining_runs_of(model: RegisteredModel, limit: int = RUNS_SHOWN) -> list[RetrainingRun]:
+    """The model's newest retraining runs, for its page."""
+    return list(retraining_runs_query(model)[:limit])
 
 
 def retraining_run_of(model: RegisteredModel, pk: int) -> RetrainingRun:

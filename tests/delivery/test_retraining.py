@@ -13,6 +13,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
+from rest_framework.test import APIClient
 
 from governance.access.errors import NotAllowed
 from governance.access.roles import Role
@@ -630,3 +631,49 @@ def test_run_now_and_rerun_on_the_page_follow_the_job(login, model, engineer, sc
     )
     assert "does not allow" in refused.content.decode()
     assert RetrainingRun.objects.count() == 2
+
+
+# The API
+
+
+def api(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_the_api_sets_the_policy_lists_runs_and_runs_now_by_id_or_name(
+    project, engineer, viewer, scientist, outsider
+):
+    model = make_version(project, "credit-scoring", 1).model
+    by_name = reverse("api-retraining", args=["credit-scoring"])
+    by_id = reverse("api-retraining", args=[str(model.pk)])
+    missing = api(viewer).get(by_name)
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "no_retraining_policy")
+
+    body = {"entry_point": SMALL, "cron": "0 3 * * 7", "on_drift": True, "seed": 5}
+    saved = api(engineer).put(by_id, body, format="json")
+    assert saved.status_code == 200, saved.json()
+    assert saved.json()["cron"] == "0 3 * * 7"
+    assert saved.json()["updated_by"] == "mei"
+    assert api(viewer).get(by_name).json()["seed"] == 5
+
+    bad = api(engineer).put(by_name, {**body, "cron": "0 3 * * 8"}, format="json")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "invalid_cron"
+    assert bad.json()["error"]["fields"]["cron"] == ["day of week: 8 is out of range 0-7."]
+    wrong = api(engineer).put(by_name, {**body, "entry_point": "os:path"}, format="json")
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (400, "invalid_pipeline")
+    assert api(scientist).put(by_name, body, format="json").status_code == 403
+    assert api(outsider).get(by_name).status_code == 404
+    assert RetrainingPolicy.objects.get().seed == 5
+
+    runs = reverse("api-retraining-runs", args=["credit-scoring"])
+    started = api(engineer).post(runs)
+    assert started.status_code == 201
+    assert (started.json()["trigger"], started.json()["state"]) == ("manual", "queued")
+    busy = api(engineer).post(runs)
+    assert (busy.status_code, busy.json()["error"]["code"]) == (409, "retraining_busy")
+    assert api(viewer).post(runs).status_code == 403
+    listed = api(viewer).get(runs).json()
+    assert [run["id"] for run in listed["results"]] == [started.json()["id"]]
