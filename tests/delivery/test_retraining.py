@@ -677,3 +677,40 @@ def test_the_api_sets_the_policy_lists_runs_and_runs_now_by_id_or_name(
     assert api(viewer).post(runs).status_code == 403
     listed = api(viewer).get(runs).json()
     assert [run["id"] for run in listed["results"]] == [started.json()["id"]]
+
+
+# End to end, on a real worker
+
+
+def test_on_a_worker_a_drifted_batch_retrains_registers_and_asks_for_approval(
+    model, engineer, scientist, staging, celery_worker
+):
+    policy = policy_of(model, engineer, on_drift=True, open_approval_for_stage="staging")
+    monitor = _monitor_of(model, scientist)
+    monitoring.add_batch(
+        actor=scientist,
+        monitor=monitor,
+        content=csv_of(frame(2000, shift=1.5, seed=2)),
+        filename="drifted.csv",
+    )
+    celery_worker.wait_for(
+        lambda: RetrainingRun.objects.filter(policy=policy, job__state="succeeded").exists(),
+        timeout=180,
+    )
+    run = RetrainingRun.objects.select_related("job", "approval").get(policy=policy)
+    assert run.trigger == "drift"
+    assert run.registered_number == 2
+    assert run.approval.stage == "staging"
+    trail = list(AuditEvent.objects.order_by("seq").values_list("action", flat=True))
+    expected = [
+        "monitor.batch_received",
+        "drift_alert.opened",
+        "job.queued",
+        "retraining.started",
+        "retraining.registered",
+        "approval.opened",
+        "retraining.approval_opened",
+        "job.succeeded",
+    ]
+    positions = [trail.index(action) for action in expected]
+    assert positions == sorted(positions), trail
