@@ -260,7 +260,7 @@ def rotate_secrets() -> int:
 # Retraining: a policy per registered model, and the runs it starts.
 
 RETRAIN = "retrain"
-MAX_BATCHES = 50  # the newest batches a run trains on, per monitor of the model
+MAX_BATCHES = 50  # the newest batches a run trains on, over the monitors of the model
 SCHEDULE_TASK = "delivery.retrain_on_schedule"
 POLICY_FIELDS = (
     "entry_point",
@@ -497,8 +497,8 @@ def _why_not_now(policy: RetrainingPolicy, *, cooldown: bool) -> str:
 
 
 def _inputs_of(policy: RetrainingPolicy) -> list[dict]:
-    """The kept batches of the model's monitors (newest MAX_BATCHES of each, oldest first),
-    with their labels where they arrived."""
+    """The kept batches of the monitors watching any version of the model (the newest
+    MAX_BATCHES, given oldest first), with their labels where they arrived."""
     from governance.monitoring.models import Batch  # monitoring imports delivery's hooks
 
     batches = (
