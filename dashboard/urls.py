@@ -160,6 +160,21 @@ urlpatterns = [
         fairness.bias_report_new,
         name="bias_report_new",
     ),
+    path(
+        "projects/<slug:slug>/models/<path:name>/retraining/",
+        delivery.retraining_save,
+        name="retraining_save",
+    ),
+    path(
+        "projects/<slug:slug>/models/<path:name>/retraining/run/",
+        delivery.retraining_run_now,
+        name="retraining_run_now",
+    ),
+    path(
+        "projects/<slug:slug>/models/<path:name>/retraining/runs/<int:pk>/rerun/",
+        delivery.retraining_rerun,
+        name="retraining_rerun",
+    ),
     path("projects/<slug:slug>/models/<path:name>/", registry.model, name="model"),
     path("approvals/waiting/", approvals.waiting, name="waiting"),
     path("projects/<slug:slug>/approvals/", approvals.approvals, name="approvals"),

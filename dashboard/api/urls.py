@@ -12,6 +12,7 @@ from dashboard.api import (
     monitoring,
     notify,
     registry,
+    retraining,
     secrets,
 )
 
@@ -152,6 +153,16 @@ urlpatterns = [
         "projects/<slug:slug>/models/<path:name>/",
         registry.ModelDetailView.as_view(),
         name="api-model",
+    ),
+    path(
+        "models/<path:key>/retraining/runs/",
+        retraining.RetrainingRunListView.as_view(),
+        name="api-retraining-runs",
+    ),
+    path(
+        "models/<path:key>/retraining/",
+        retraining.RetrainingPolicyView.as_view(),
+        name="api-retraining",
     ),
     path("projects/<slug:slug>/datasets/", registry.DatasetListView.as_view(), name="api-datasets"),
     path("projects/<slug:slug>/sync/", registry.SyncView.as_view(), name="api-sync"),

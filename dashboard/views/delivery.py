@@ -1,15 +1,19 @@
 """Jobs of a project: the list with what they cost, and a page per job that follows it live."""
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.views.common import project_page
 from governance.access.roles import Capability
 from governance.delivery import kinds, packaging, selectors, services
-from governance.errors import DomainError
+from governance.delivery.errors import NoRetrainingPolicy
+from governance.errors import DomainError, InvalidInput
 from governance.registry import selectors as registry
 
 PAGE = 50
@@ -128,6 +132,97 @@ def job_package(request: HttpRequest, slug: str, pk: int) -> FileResponse:
     return FileResponse(
         archive.open("rb"), as_attachment=True, filename=f"quorum-package-{pk}.tar.gz"
     )
+
+
+TEXT_FIELDS = (
+    "entry_point", "params", "seed", "cron", "cooldown_minutes", "open_approval_for_stage"
+)  # fmt: skip
+SWITCHES = ("on_new_data", "on_drift", "enabled", "auto_deploy")
+
+
+@require_POST
+@login_required
+def retraining_save(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    """Save the model's retraining policy; a refused one comes back with its errors."""
+    from dashboard.views.registry import model_context  # that page hosts the form
+
+    context = project_page(request, slug, "models")
+    model = registry.model_of(context["project"], name)
+    posted = request.POST
+    try:
+        policy = services.save_retraining_policy(
+            actor=request.user,
+            model=model,
+            entry_point=posted.get("entry_point", ""),
+            params=_json_field(posted.get("params", ""), "params"),
+            seed=_int_field(posted.get("seed", "0"), "seed"),
+            cron=posted.get("cron", ""),
+            on_new_data="on_new_data" in posted,
+            on_drift="on_drift" in posted,
+            cooldown_minutes=_int_field(posted.get("cooldown_minutes", "0"), "cooldown_minutes"),
+            enabled="enabled" in posted,
+            open_approval_for_stage=posted.get("open_approval_for_stage", ""),
+            auto_deploy="auto_deploy" in posted,
+        )
+    except DomainError as exc:
+        context = model_context(request, slug, name)
+        form = {name: posted.get(name, "") for name in TEXT_FIELDS}
+        form.update({name: name in posted for name in SWITCHES})
+        context.update(
+            {"retraining_error": exc.message, "retraining_fields": exc.fields,
+             "retraining_form": form}
+        )  # fmt: skip
+        return render(request, "registry/model.html", context, status=exc.status)
+    messages.success(request, f"Retraining policy of {policy.model.name} saved.")
+    return redirect(reverse("model", args=[slug, name]) + "#retraining")
+
+
+@require_POST
+@login_required
+def retraining_run_now(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    """Start a retraining run now and follow its job."""
+    context = project_page(request, slug, "models")
+    model = registry.model_of(context["project"], name)
+    try:
+        policy = selectors.retraining_of(model)
+        if policy is None:
+            raise NoRetrainingPolicy
+        run = services.trigger_retraining(policy=policy, trigger="manual", actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect(reverse("model", args=[slug, name]) + "#retraining")
+    return redirect("job", slug=slug, pk=run.job_id)
+
+
+@require_POST
+@login_required
+def retraining_rerun(request: HttpRequest, slug: str, name: str, pk: int) -> HttpResponse:
+    """Run a recorded run again on the same inputs and follow its job."""
+    context = project_page(request, slug, "models")
+    model = registry.model_of(context["project"], name)
+    try:
+        again = services.rerun(actor=request.user, run=selectors.retraining_run_of(model, pk))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect(reverse("model", args=[slug, name]) + "#retraining")
+    return redirect("job", slug=slug, pk=again.job_id)
+
+
+def _json_field(text: str, field: str) -> dict:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError as error:
+        raise InvalidInput(fields={field: [f"Not JSON: {error}."]}) from None
+    if not isinstance(value, dict):
+        raise InvalidInput(fields={field: ['An object, such as {"C": 1.0}.']})
+    return value
+
+
+def _int_field(text: str, field: str) -> int:
+    try:
+        return int((text or "0").strip())
+    except ValueError:
+        raise InvalidInput(fields={field: ["A whole number."]}) from None
 
 
 def _act(request: HttpRequest, slug: str, pk: int, action, done: str) -> HttpResponse:

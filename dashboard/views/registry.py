@@ -1,5 +1,7 @@
 """Experiments, runs and models of a project, as mirrored from MLflow."""
 
+import json
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -130,6 +132,11 @@ def models(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 @login_required
 def model(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    return render(request, "registry/model.html", model_context(request, slug, name))
+
+
+def model_context(request: HttpRequest, slug: str, name: str) -> dict:
+    """What the model page shows, also for the retraining form sent back with its errors."""
     context = project_page(request, slug, "models")
     model = selectors.model_of(context["project"], name)
     versions = list(selectors.versions_of(model))
@@ -142,9 +149,32 @@ def model(request: HttpRequest, slug: str, name: str) -> HttpResponse:
             "versions": [(v, sorted(aliases_of.get(v.version, []))) for v in versions],
             "timeline": charts.version_timeline(versions),
             "holders": approvals.stage_holders(model),
+            "retraining": (policy := delivery.retraining_of(model)),
+            "retraining_form": _retraining_form(policy),
+            "retraining_fields": {},
+            "retraining_runs": delivery.retraining_runs_of(model),
+            "may_retrain": Capability.RUN_PIPELINES in context["capabilities"],
         }
     )
-    return render(request, "registry/model.html", context)
+    return context
+
+
+def _retraining_form(policy: object) -> dict:
+    """The retraining form's values: the policy's, or those of a new one."""
+    if policy is None:
+        return {"params": "{}", "seed": 0, "cooldown_minutes": 60, "enabled": True}
+    return {
+        "entry_point": policy.entry_point,
+        "params": json.dumps(policy.params, sort_keys=True),
+        "seed": policy.seed,
+        "cron": policy.cron,
+        "cooldown_minutes": policy.cooldown_minutes,
+        "open_approval_for_stage": policy.open_approval_for_stage,
+        "on_drift": policy.on_drift,
+        "on_new_data": policy.on_new_data,
+        "enabled": policy.enabled,
+        "auto_deploy": policy.auto_deploy,
+    }
 
 
 def _version(request: HttpRequest, slug: str, name: str, number: int) -> dict:

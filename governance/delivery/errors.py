@@ -108,3 +108,33 @@ class StaleCallback(DomainError):
 class MalformedCallback(InvalidInput):
     code = "malformed_callback"
     default_message = 'Send {"state": "live" or "failed", "endpoint": url, "detail": text}.'
+
+
+class InvalidPipeline(InvalidInput):
+    code = "invalid_pipeline"
+    default_message = "The entry point does not name a training pipeline."
+
+
+class InvalidCron(InvalidInput):
+    code = "invalid_cron"
+    default_message = "The schedule is not a cron expression of five fields."
+
+
+class RetrainingBusy(Conflict):
+    code = "retraining_busy"
+    default_message = "A retraining run of this model is queued or running already."
+
+
+class RetrainingDataGone(Conflict):
+    code = "retraining_data_gone"
+    default_message = "The data this run trained on is no longer kept: it cannot be rerun."
+
+
+class NoRetrainingPolicy(NotFound):
+    code = "no_retraining_policy"
+    default_message = "This model has no retraining policy yet."
+
+
+class RetrainingRunNotFound(NotFound):
+    code = "retraining_run_not_found"
+    default_message = "No such retraining run of this model."

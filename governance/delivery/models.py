@@ -6,7 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from governance.access.models import Project
-from governance.registry.models import ModelVersion
+from governance.registry.models import ModelVersion, RegisteredModel
 
 USER = settings.AUTH_USER_MODEL  # Target has a field named `settings`
 
@@ -193,3 +193,96 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"deployment {self.pk}"
+
+
+class RetrainingPolicy(models.Model):
+    """How and when a registered model is trained again: the team's pipeline, its parameters
+    and seed, and what starts a run (a cron schedule, new data, a drift alert)."""
+
+    model = models.OneToOneField(
+        RegisteredModel, on_delete=models.CASCADE, related_name="retraining_policy"
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    entry_point = models.CharField(max_length=300, help_text="package.module:attribute")
+    params = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField(default=0)
+    cron = models.CharField(max_length=120, blank=True, help_text="Five fields; blank: none.")
+    schedule = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    on_new_data = models.BooleanField(default=False)
+    on_drift = models.BooleanField(default=False)
+    cooldown_minutes = models.PositiveIntegerField(default=60)
+    enabled = models.BooleanField(default=True)
+    open_approval_for_stage = models.CharField(max_length=64, blank=True)
+    # Stored and shown only: deploying is not retraining's to do.
+    auto_deploy = models.BooleanField(default=False)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["model"]
+
+    def __str__(self) -> str:
+        return f"retraining of {self.model}"
+
+
+class RetrainingRun(models.Model):
+    """One retraining: the job that runs it and everything needed to run it again."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        NEW_DATA = "new_data", "New data"
+        DRIFT = "drift", "Drift alert"
+        MANUAL = "manual", "Run now"
+        RERUN = "rerun", "Rerun"
+
+    policy = models.ForeignKey(RetrainingPolicy, on_delete=models.CASCADE, related_name="runs")
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="retraining")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    cause = models.JSONField(default=dict, blank=True, help_text='{"alert": 3} or {"batch": 9}')
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    entry_point = models.CharField(max_length=300)
+    params = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField(default=0)
+    inputs = models.JSONField(
+        default=list, blank=True, help_text="The kept tables it trains on, by SHA-256."
+    )
+    data_digests = models.JSONField(default=dict, blank=True, help_text="As read by the run.")
+    code_version = models.CharField(max_length=100, blank=True)
+    env_hash = models.CharField(max_length=64, blank=True)
+    mlflow_run_id = models.CharField(max_length=64, blank=True)
+    registered_number = models.PositiveIntegerField(null=True, blank=True)
+    registered_version = models.ForeignKey(
+        ModelVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    approval = models.ForeignKey(
+        "approvals.ApprovalRequest",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    approval_note = models.TextField(blank=True, help_text="Why no approval was opened.")
+    metrics = models.JSONField(default=dict, blank=True)
+    rerun_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reruns"
+    )
+    metrics_match = models.BooleanField(null=True, blank=True)
+    differences = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["policy", "-created_at"], name="retraining_recent")]
+
+    def __str__(self) -> str:
+        return f"retraining run {self.pk} of {self.policy.model}"

@@ -1,12 +1,30 @@
 """Reads of jobs that pages and the API share."""
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Prefetch, QuerySet, Sum
 
+from governance.access.errors import ProjectNotFound
 from governance.access.models import Project
-from governance.delivery.errors import DeploymentNotFound, JobNotFound, TargetNotFound
-from governance.delivery.models import Deployment, Job, JobLine, Secret, Target
+from governance.access.permissions import require
+from governance.access.roles import Capability
+from governance.delivery.errors import (
+    DeploymentNotFound,
+    JobNotFound,
+    RetrainingRunNotFound,
+    TargetNotFound,
+)
+from governance.delivery.models import (
+    Deployment,
+    Job,
+    JobLine,
+    RetrainingPolicy,
+    RetrainingRun,
+    Secret,
+    Target,
+)
 from governance.monitoring.models import Batch, Monitor
-from governance.registry.models import ModelVersion
+from governance.registry.errors import ModelNotFound
+from governance.registry.models import ModelVersion, RegisteredModel
 
 TAIL = 200
 
@@ -118,6 +136,7 @@ def jobs_in(project_ids: list[int], states: tuple[str, ...], limit: int = 5) -> 
         .order_by("-created_at", "-id")[:limit]
     )
 
+
 # Deployment targets and their deployments.
 
 HISTORY = 50
@@ -208,3 +227,55 @@ def deploy_targets_for(version: ModelVersion) -> list[Target]:
         version=version, state=ApprovalRequest.State.APPROVED
     ).values("stage")
     return list(Target.objects.filter(project_id=version.model.project_id, stage__in=stages))
+
+
+RUNS_SHOWN = 20
+
+
+def retraining_of(model: RegisteredModel) -> RetrainingPolicy | None:
+    """The model's retraining policy with its schedule, or None."""
+    return (
+        RetrainingPolicy.objects.select_related("schedule__crontab", "updated_by")
+        .filter(model=model)
+        .first()
+    )
+
+
+def retraining_runs_query(model: RegisteredModel) -> QuerySet[RetrainingRun]:
+    """The model's retraining runs, newest first, with their jobs, versions and approvals."""
+    return (
+        RetrainingRun.objects.filter(policy__model=model)
+        .select_related("job", "registered_version", "approval", "requested_by")
+        .order_by("-created_at", "-id")
+    )
+
+
+def retraining_runs_of(model: RegisteredModel, limit: int = RUNS_SHOWN) -> list[RetrainingRun]:
+    """The model's newest retraining runs, for its page."""
+    return list(retraining_runs_query(model)[:limit])
+
+
+def retraining_run_of(model: RegisteredModel, pk: int) -> RetrainingRun:
+    """Raises RetrainingRunNotFound, also for a run of another model."""
+    run = (
+        RetrainingRun.objects.filter(policy__model=model, pk=pk)
+        .select_related("policy__project", "job")
+        .first()
+    )
+    if run is None:
+        raise RetrainingRunNotFound
+    return run
+
+
+def model_for(user: AbstractBaseUser, key: str) -> tuple[RegisteredModel, frozenset[str]]:
+    """A registered model by id or by name, and what `user` may do in its project.
+    Raises ModelNotFound, also for a model of a project the user may not see."""
+    models = RegisteredModel.objects.select_related("project").filter(project__isnull=False)
+    model = models.filter(pk=int(key)).first() if key.isdigit() else None
+    model = model or models.filter(name=key).first()
+    if model is None:
+        raise ModelNotFound
+    try:
+        return model, require(user, Capability.VIEW_PROJECT, model.project)
+    except ProjectNotFound:
+        raise ModelNotFound from None

@@ -3,20 +3,26 @@ hands the broker what it could not take before."""
 
 import json
 import logging
+import math
 import re
+import time
 import urllib.parse
 from datetime import timedelta
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from governance.access.models import Project
 from governance.access.permissions import require
 from governance.access.roles import Capability
 from governance.audit.services import SystemActor, record
-from governance.delivery import deploying, kinds, selectors, vault
+from governance.delivery import cron as cron_syntax
+from governance.delivery import deploying, kinds, pipelines, selectors, vault
 from governance.delivery.errors import (
     BadCallbackSignature,
     DeploymentBusy,
@@ -30,14 +36,24 @@ from governance.delivery.errors import (
     NotApproved,
     NothingToRollBackTo,
     NotPackaged,
+    RetrainingBusy,
+    RetrainingDataGone,
     SecretNotFound,
     StaleCallback,
 )
-from governance.delivery.models import Deployment, Job, Secret, Target
+from governance.delivery.models import (
+    Deployment,
+    Job,
+    RetrainingPolicy,
+    RetrainingRun,
+    Secret,
+    Target,
+)
 from governance.delivery.runner import RUNNER as RUNNER_ACTOR
 from governance.delivery.runner import stale_after
-from governance.errors import Conflict, InvalidInput
-from governance.registry.models import ModelVersion
+from governance.errors import Conflict, DomainError, InvalidInput
+from governance.registry import tables
+from governance.registry.models import ModelVersion, RegisteredModel
 
 log = logging.getLogger(__name__)
 
@@ -791,3 +807,449 @@ def check_target_health(*, actor: AbstractBaseUser, target: Target) -> Deploymen
     if live is None:
         return None
     return _probe(live.pk, actor)
+
+
+# Retraining: a policy per registered model, and the runs it starts.
+
+RETRAIN = "retrain"
+MAX_BATCHES = 50  # the newest batches a run trains on, over the monitors of the model
+SCHEDULE_TASK = "delivery.retrain_on_schedule"
+POLICY_FIELDS = (
+    "entry_point",
+    "params",
+    "seed",
+    "cron",
+    "on_new_data",
+    "on_drift",
+    "cooldown_minutes",
+    "enabled",
+    "open_approval_for_stage",
+    "auto_deploy",
+)
+
+
+def save_retraining_policy(
+    *,
+    actor: AbstractBaseUser,
+    model: RegisteredModel,
+    entry_point: str,
+    params: dict | None = None,
+    seed: int = 0,
+    cron: str = "",
+    on_new_data: bool = False,
+    on_drift: bool = False,
+    cooldown_minutes: int = 60,
+    enabled: bool = True,
+    open_approval_for_stage: str = "",
+    auto_deploy: bool = False,
+) -> RetrainingPolicy:
+    """Create or change the model's retraining policy, and its beat schedule with it.
+
+    Raises NotAllowed (ML engineers and admins may), InvalidInput naming the field:
+    InvalidPipeline for an entry point that is not a pipeline, InvalidCron for the schedule.
+    """
+    project = model.project
+    if project is None:
+        raise InvalidInput("The model belongs to no project: link it to one first.")
+    require(actor, Capability.RUN_PIPELINES, project)
+    entry_point = (entry_point or "").strip()
+    pipelines.load(entry_point)
+    cron = " ".join((cron or "").split())
+    crontab = cron_syntax.parse(cron) if cron else None
+    params = {} if params is None else params
+    if not isinstance(params, dict):
+        raise InvalidInput(fields={"params": ["An object of parameters, such as {}."]})
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise InvalidInput(fields={"seed": ["A whole number from 0 to 4294967295."]})
+    if isinstance(cooldown_minutes, bool) or not isinstance(cooldown_minutes, int):
+        raise InvalidInput(fields={"cooldown_minutes": ["A whole number of minutes."]})
+    if not 0 <= cooldown_minutes <= 60 * 24 * 365:
+        raise InvalidInput(fields={"cooldown_minutes": ["From 0 to 525600 minutes."]})
+    stage = (open_approval_for_stage or "").strip()
+    if stage and not STAGE.match(stage):
+        raise InvalidInput(
+            fields={"open_approval_for_stage": ["A stage name such as staging, or blank."]}
+        )
+    after = {
+        "entry_point": entry_point,
+        "params": params,
+        "seed": seed,
+        "cron": cron,
+        "on_new_data": bool(on_new_data),
+        "on_drift": bool(on_drift),
+        "cooldown_minutes": cooldown_minutes,
+        "enabled": bool(enabled),
+        "open_approval_for_stage": stage,
+        "auto_deploy": bool(auto_deploy),
+    }
+    with transaction.atomic():
+        policy = (
+            RetrainingPolicy.objects.select_for_update(of=("self",))
+            .select_related("schedule")
+            .filter(model=model)
+            .first()
+        )
+        before = {name: getattr(policy, name) for name in POLICY_FIELDS} if policy else None
+        if policy is None:
+            policy = RetrainingPolicy(model=model, project=project)
+        for name, value in after.items():
+            setattr(policy, name, value)
+        policy.updated_by, policy.updated_at = actor, timezone.now()
+        policy.save()
+        _plan_schedule(policy, crontab)
+        record(
+            actor=actor,
+            action="retraining.policy_saved",
+            target=policy,
+            project=project,
+            payload={"model": model.name, "before": before, "after": after},
+        )
+    return policy
+
+
+STAGE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
+def _plan_schedule(policy: RetrainingPolicy, crontab: dict | None) -> None:
+    """Keep the policy's beat entry in step: created or updated while it has a schedule and is
+    enabled, disabled otherwise (kept, so that its last run time stays visible)."""
+    task = policy.schedule
+    if crontab is None:
+        if task is not None and task.enabled:
+            task.enabled = False
+            task.save(update_fields=["enabled"])
+        return
+    schedule, _ = CrontabSchedule.objects.get_or_create(**crontab, timezone="UTC")
+    if task is None:
+        task = PeriodicTask(name=f"Retrain {policy.model.name} (policy {policy.pk})"[:200])
+    task.task, task.crontab, task.interval = SCHEDULE_TASK, schedule, None
+    task.kwargs = json.dumps({"policy_id": policy.pk})
+    task.enabled = policy.enabled
+    task.save()
+    if policy.schedule_id != task.pk:
+        policy.schedule = task
+        policy.save(update_fields=["schedule"])
+
+
+def trigger_retraining(
+    *,
+    policy: RetrainingPolicy,
+    trigger: str,
+    cause: dict | None = None,
+    actor: AbstractBaseUser | SystemActor | None = None,
+) -> RetrainingRun | None:
+    """Start a retraining run of the policy's model, on its newest data.
+
+    Automatic triggers (schedule, new data, drift) run as Quorum and are skipped, with the
+    reason on the audit trail, while the policy is disabled, a run is queued or running, or
+    the cooldown since the last run has not passed; they return None then. A person's "run
+    now" ignores the cooldown and raises RetrainingBusy instead of skipping.
+
+    Raises NotAllowed, RetrainingBusy (people only), InvalidInput for an unknown trigger.
+    """
+    if trigger not in RetrainingRun.Trigger.values or trigger == RetrainingRun.Trigger.RERUN:
+        raise InvalidInput(fields={"trigger": ["schedule, new_data, drift or manual."]})
+    person = actor is not None and not isinstance(actor, SystemActor)
+    if person:
+        require(actor, Capability.RUN_PIPELINES, policy.project)
+    actor = actor or SystemActor(f"retraining ({trigger})")
+    cause = cause or {}
+    with transaction.atomic():
+        policy = (
+            RetrainingPolicy.objects.select_for_update(of=("self",))
+            .select_related("model", "project", "updated_by")
+            .get(pk=policy.pk)
+        )
+        why = _why_not_now(policy, cooldown=not person)
+        if why and person:
+            raise RetrainingBusy(why)
+        if why:
+            record(
+                actor=actor,
+                action="retraining.skipped",
+                target=policy,
+                project=policy.project,
+                payload={"model": policy.model.name, "trigger": trigger, "cause": cause,
+                         "why": why},
+            )  # fmt: skip
+            return None
+        return _start_run(
+            actor=actor,
+            policy=policy,
+            trigger=trigger,
+            cause=cause,
+            entry_point=policy.entry_point,
+            params=policy.params,
+            seed=policy.seed,
+            inputs=_inputs_of(policy),
+        )
+
+
+def rerun(*, actor: AbstractBaseUser, run: RetrainingRun) -> RetrainingRun:
+    """Run a recorded run again with its entry point, parameters, seed and the same data files
+    (by SHA-256), to see whether its metrics come out the same. A rerun registers nothing.
+
+    Raises NotAllowed, RetrainingDataGone naming the missing tables, RetrainingBusy.
+    """
+    require(actor, Capability.RUN_PIPELINES, run.policy.project)
+    gone = [
+        f"{given['name']} ({digest[:12]})"
+        for given in run.inputs
+        for digest in (given["sha256"], given.get("labels_sha256") or "")
+        if digest and not tables.path_of(Path(settings.DATA_DIR), digest).is_file()
+    ]
+    if gone:
+        raise RetrainingDataGone(
+            f"Quorum no longer keeps the data of run {run.pk}: {', '.join(gone)}. "
+            "It cannot be rerun with the same inputs."
+        )
+    with transaction.atomic():
+        policy = (
+            RetrainingPolicy.objects.select_for_update(of=("self",))
+            .select_related("model", "project")
+            .get(pk=run.policy_id)
+        )
+        why = _why_not_now(policy, cooldown=False)
+        if why:
+            raise RetrainingBusy(why)
+        return _start_run(
+            actor=actor,
+            policy=policy,
+            trigger=RetrainingRun.Trigger.RERUN,
+            cause={"rerun_of": run.pk},
+            entry_point=run.entry_point,
+            params=run.params,
+            seed=run.seed,
+            inputs=run.inputs,
+            rerun_of=run,
+        )
+
+
+def _why_not_now(policy: RetrainingPolicy, *, cooldown: bool) -> str:
+    """Why no run may start now ("" when one may); the caller holds the policy's lock."""
+    if cooldown and not policy.enabled:
+        return "the retraining policy is disabled"
+    latest = (
+        RetrainingRun.objects.filter(policy=policy)
+        .select_related("job")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if latest is None:
+        return ""
+    if latest.job.state in (Job.State.QUEUED, Job.State.RUNNING):
+        return f"run {latest.pk} is {latest.job.state} (one run at a time per model)"
+    if cooldown and policy.cooldown_minutes:
+        ready = latest.created_at + timedelta(minutes=policy.cooldown_minutes)
+        left = ready - timezone.now()
+        if left > timedelta(0):
+            minutes = max(1, math.ceil(left.total_seconds() / 60))
+            return f"cooling down: {minutes} min left of {policy.cooldown_minutes} min"
+    return ""
+
+
+def _inputs_of(policy: RetrainingPolicy) -> list[dict]:
+    """The kept batches of the monitors watching any version of the model (the newest
+    MAX_BATCHES, given oldest first), with their labels where they arrived."""
+    from governance.monitoring.models import Batch  # monitoring imports delivery's hooks
+
+    batches = (
+        Batch.objects.filter(monitor__version__model=policy.model, dataset__stored=True)
+        .select_related("dataset", "labels", "monitor")
+        .order_by("-received_at", "-id")[:MAX_BATCHES]
+    )
+    inputs = []
+    for batch in reversed(list(batches)):
+        labels = batch.labels if batch.labels_id and batch.labels.stored else None
+        inputs.append(
+            {
+                "name": f"{batch.monitor.name} batch {batch.pk}",
+                "batch": batch.pk,
+                "sha256": batch.dataset.sha256,
+                "labels_sha256": labels.sha256 if labels else "",
+            }
+        )
+    return inputs
+
+
+def _start_run(
+    *,
+    actor: AbstractBaseUser | SystemActor,
+    policy: RetrainingPolicy,
+    trigger: str,
+    cause: dict,
+    entry_point: str,
+    params: dict,
+    seed: int,
+    inputs: list[dict],
+    rerun_of: RetrainingRun | None = None,
+) -> RetrainingRun:
+    job = start_job(
+        actor=actor,
+        project=policy.project,
+        kind=RETRAIN,
+        params={"model": policy.model.name, "trigger": trigger},
+        trigger=trigger,
+    )
+    run = RetrainingRun.objects.create(
+        policy=policy,
+        job=job,
+        trigger=trigger,
+        cause=cause,
+        requested_by=None if isinstance(actor, SystemActor) else actor,
+        entry_point=entry_point,
+        params=params,
+        seed=seed,
+        inputs=inputs,
+        rerun_of=rerun_of,
+    )
+    record(
+        actor=actor,
+        action="retraining.started",
+        target=run,
+        project=policy.project,
+        payload={
+            "model": policy.model.name,
+            "trigger": trigger,
+            "cause": cause,
+            "job": job.pk,
+            "entry_point": entry_point,
+            "params": params,
+            "seed": seed,
+            "inputs": {given["name"]: given["sha256"] for given in inputs},
+            "rerun_of": rerun_of.pk if rerun_of else None,
+        },
+    )
+    return run
+
+
+def _note_retraining(run_id: int, **fields: object) -> None:
+    """What a running retraining learnt about itself (digests, versions, MLflow run): the
+    job's own record, written by its worker only."""
+    RetrainingRun.objects.filter(pk=run_id).update(**fields)
+
+
+def _finish_retraining(run_id: int, *, metrics: dict, number: int | None) -> RetrainingRun:
+    """After a run's steps succeeded: mirror the new version, open its approval request as
+    the policy's author, or compare a rerun's metrics with its original's; all audited."""
+    from governance.approvals import services as approvals  # approvals import delivery gates
+
+    run = RetrainingRun.objects.select_related(
+        "policy__model", "policy__project", "policy__updated_by", "rerun_of", "job"
+    ).get(pk=run_id)
+    policy, project = run.policy, run.policy.project
+    actor = SystemActor("retraining")
+    if run.rerun_of is not None:
+        match, differences = _compare_runs(run.rerun_of, metrics, run.data_digests)
+        with transaction.atomic():
+            _note_retraining(run.pk, metrics=metrics, metrics_match=match, differences=differences)
+            record(
+                actor=actor,
+                action="retraining.rerun_compared",
+                target=run,
+                project=project,
+                payload={"rerun_of": run.rerun_of.pk, "metrics_match": match,
+                         "differences": differences},
+            )  # fmt: skip
+        run.refresh_from_db()
+        return run
+    version = _mirrored(policy.model.name, number)
+    with transaction.atomic():
+        _note_retraining(
+            run.pk, metrics=metrics, registered_number=number, registered_version=version
+        )
+        record(
+            actor=actor,
+            action="retraining.registered",
+            target=run,
+            project=project,
+            payload={
+                "model": policy.model.name,
+                "version": number,
+                "mlflow_run": run.mlflow_run_id,
+                "metrics": metrics,
+                "data_digests": run.data_digests,
+                "code_version": run.code_version,
+                "env_hash": run.env_hash,
+                "auto_deploy": policy.auto_deploy,
+            },
+        )
+    stage = policy.open_approval_for_stage
+    if not stage:
+        return RetrainingRun.objects.get(pk=run.pk)
+    note, approval = "", None
+    person = policy.updated_by
+    if version is None:
+        note = "The new version is not mirrored yet: no approval request was opened."
+    elif person is None or not person.is_active:
+        note = "The policy's author is gone: nobody to open the approval request in their name."
+    else:
+        try:
+            approval = approvals.open_request(
+                actor=person,
+                version=version,
+                stage=stage,
+                note=f"Retrained by Quorum ({run.get_trigger_display().lower()}, run {run.pk}) "
+                f"under the retraining policy {person.get_username()} set.",
+            )
+        except DomainError as error:
+            note = f"No approval request opened: {error.message}"
+    with transaction.atomic():
+        _note_retraining(run.pk, approval=approval, approval_note=note)
+        record(
+            actor=actor,
+            action="retraining.approval_opened" if approval else "retraining.approval_skipped",
+            target=run,
+            project=project,
+            payload={"stage": stage, "approval": approval.pk if approval else None,
+                     "in_the_name_of": person.get_username() if person else None, "why": note},
+        )  # fmt: skip
+    return RetrainingRun.objects.get(pk=run.pk)
+
+
+SYNC_TRIES = 5
+
+
+def _mirrored(name: str, number: int | None) -> ModelVersion | None:
+    """The new version in Quorum's mirror, synced now; None when MLflow stays busy."""
+    from governance.registry import services as registry  # registry is below delivery
+    from governance.registry.errors import MlflowUnavailable, SyncBusy
+
+    if number is None:
+        return None
+    for attempt in range(SYNC_TRIES):
+        try:
+            registry.sync_model(name=name, trigger="retraining")
+            break
+        except (SyncBusy, MlflowUnavailable) as error:
+            log.warning("mirroring %s v%s: %s (try %s)", name, number, error, attempt + 1)
+            time.sleep(2 * (attempt + 1))
+    return ModelVersion.objects.filter(model__name=name, version=number).first()
+
+
+TOLERANCE = 1e-9
+
+
+def _compare_runs(original: RetrainingRun, metrics: dict, digests: dict) -> tuple[bool, dict]:
+    """Whether a rerun's metrics equal its original's (to 1e-9), and what differed: metrics
+    {name: [was, now]} and data {name: [was, now]}."""
+    changed = {}
+    for name in sorted(set(original.metrics) | set(metrics)):
+        was, now = original.metrics.get(name), metrics.get(name)
+        if (
+            was is None
+            or now is None
+            or not math.isclose(was, now, rel_tol=TOLERANCE, abs_tol=TOLERANCE)
+        ):
+            changed[name] = [was, now]
+    data = {
+        name: [original.data_digests.get(name), digests.get(name)]
+        for name in sorted(set(original.data_digests) | set(digests))
+        if original.data_digests.get(name) != digests.get(name)
+    }
+    differences = {}
+    if changed:
+        differences["metrics"] = changed
+    if data:
+        differences["data"] = data
+    return not changed, differences

@@ -4,6 +4,7 @@ from celery import shared_task
 
 from governance.delivery import runner, services
 from governance.delivery.errors import TransientJobError
+from governance.delivery.models import RetrainingPolicy, RetrainingRun
 
 
 @shared_task(
@@ -30,3 +31,13 @@ def sweep_jobs() -> None:
 @shared_task(name="delivery.probe_deployments", acks_late=True, time_limit=300, ignore_result=True)
 def probe_deployments() -> None:
     services.probe_deployments()
+
+
+@shared_task(
+    name="delivery.retrain_on_schedule", acks_late=True, time_limit=300, ignore_result=True
+)
+def retrain_on_schedule(*, policy_id: int) -> None:
+    """Beat's cron entry of a retraining policy: start a run unless one runs or cools down."""
+    policy = RetrainingPolicy.objects.filter(pk=policy_id).first()
+    if policy is not None and policy.enabled:
+        services.trigger_retraining(policy=policy, trigger=RetrainingRun.Trigger.SCHEDULE)

@@ -153,6 +153,19 @@ def _job(c):
     )
 
 
+def _retraining_policy(c):
+    return delivery.save_retraining_policy(
+        actor=c.admin, model=_made_version(c).model,
+        entry_point="governance.delivery.demo_pipeline:CREDIT_SCORING",
+    )  # fmt: skip
+
+
+def _cancelled_retraining(c):
+    run = delivery.trigger_retraining(policy=_retraining_policy(c), trigger="schedule")
+    delivery.cancel_job(actor=c.admin, job=run.job)
+    return run
+
+
 def _checked(c):
     monitor = _monitor(c)
     shifted = "age\n" + "".join(f"{60 + n % 50}\n" for n in range(400))
@@ -534,6 +547,18 @@ SCENARIOS = {
             actor=c.admin, job=delivery.cancel_job(actor=c.admin, job=_job(c))
         ),
         "job.retried",
+    ),
+    "governance.delivery.services.save_retraining_policy": (
+        _retraining_policy,
+        "retraining.policy_saved",
+    ),
+    "governance.delivery.services.trigger_retraining": (
+        lambda c: delivery.trigger_retraining(policy=_retraining_policy(c), trigger="drift"),
+        "retraining.started",
+    ),
+    "governance.delivery.services.rerun": (
+        lambda c: delivery.rerun(actor=c.admin, run=_cancelled_retraining(c)),
+        "retraining.started",
     ),
     "governance.monitoring.services.check_data_quality": (
         lambda c: monitoring.check_data_quality(batch_id=_labelled(c).pk),

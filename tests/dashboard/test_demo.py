@@ -8,6 +8,7 @@ from governance.access.permissions import capabilities_of
 from governance.access.roles import ROLE_CAPABILITIES, Role
 from governance.approvals.models import ApprovalPolicy, ApprovalRequest
 from governance.approvals.selectors import waiting_for
+from governance.delivery.models import RetrainingPolicy
 from governance.fairness.gates import BIAS_REPORT_PASSED
 from governance.fairness.models import BiasReport
 from governance.monitoring.models import Monitor
@@ -95,6 +96,14 @@ def test_demo_trains_real_models_that_the_mirror_shows_in_the_demo_projects(db, 
     assert (failing.state, failing.passed) == ("done", False)
     assert BIAS_REPORT_PASSED.check(first, {})[0] == "fail"
     assert [g["outcome"] for g in waiting.gate_results] == ["pass", "pass"]
+
+    policy = RetrainingPolicy.objects.get(model__name="credit-scoring")
+    assert (policy.on_drift, policy.enabled, policy.open_approval_for_stage) == (
+        True,
+        True,
+        "staging",
+    )
+    assert policy.schedule.enabled
 
     call_command("load_demo")  # again: nothing is trained twice
     assert ModelVersion.objects.filter(model__name="credit-scoring").count() == 3

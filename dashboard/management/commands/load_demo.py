@@ -18,6 +18,7 @@ from governance.access.models import Membership, Project
 from governance.access.roles import Role
 from governance.approvals import services as approvals
 from governance.approvals.models import ApprovalPolicy, ApprovalRequest
+from governance.delivery import services as delivery
 from governance.fairness import services as fairness
 from governance.monitoring import services as monitoring
 from governance.registry import demo as mlflow_demo
@@ -163,6 +164,7 @@ class Command(BaseCommand):
         )
         self._monitoring(project, version, people)
         self._bias_reports(project, people)
+        self._retraining(version, people)
 
     def _monitoring(self, project: Project, version: ModelVersion, people: dict) -> None:
         """A monitor of credit-scoring v2 with three batches, the last one drifted, each with
@@ -240,6 +242,26 @@ class Command(BaseCommand):
             self.stdout.write(f"The bias report of {version} {verdict}.")
         for approval in ApprovalRequest.objects.filter(project=project, state="open"):
             approvals.recheck_gates(actor=people["priya"], approval=approval)
+
+    def _retraining(self, version: ModelVersion, people: dict) -> None:
+        """A retraining policy for credit-scoring that retrains it on its monitored batches
+        when drift is alerted, and asks for a staging release of each new version. Set after
+        the demo's own batches: the next drifted batch starts the first run."""
+        policy = delivery.save_retraining_policy(
+            actor=people["mei"],
+            model=version.model,
+            entry_point="governance.delivery.demo_pipeline:CREDIT_SCORING",
+            params={"n_estimators": 120, "max_depth": 3, "learning_rate": 0.1},
+            seed=1,
+            cron="0 3 * * sun",
+            on_drift=True,
+            cooldown_minutes=60,
+            open_approval_for_stage="staging",
+        )
+        self.stdout.write(
+            f"Retraining of {version.model.name}: on drift, and {policy.cron} (UTC); "
+            "each new version asks for staging."
+        )
 
     def _report(self, created: list[tuple[str, str, str]]) -> None:
         if not created:
