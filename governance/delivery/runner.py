@@ -8,6 +8,7 @@ and takes it over, as a new attempt. A finished job is never run again.
 
 import contextlib
 import json
+import logging
 import threading
 import time
 import traceback
@@ -15,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -27,6 +28,7 @@ from governance.delivery.models import Job, JobLine
 from governance.notify.kinds import Kind
 from governance.notify.services import notify
 
+log = logging.getLogger(__name__)
 RUNNER = SystemActor("jobs")
 MAX_ATTEMPTS = 3
 MAX_LINE = 4000
@@ -135,9 +137,12 @@ class _Heartbeat:
     def _beat(self) -> None:
         try:
             while not self.stopped.wait(settings.QUORUM_JOB_HEARTBEAT_SECONDS):
-                Job.objects.filter(pk=self.job_id, state=Job.State.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
+                try:
+                    Job.objects.filter(pk=self.job_id, state=Job.State.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError as error:  # a busy database: the next beat tries again
+                    log.warning("job %s heartbeat skipped: %s", self.job_id, error)
         finally:
             connection.close()  # this thread's own
 
