@@ -273,6 +273,13 @@ AXES_VERBOSE = False
 ANONYMOUS_USER_NAME = None
 GUARDIAN_RAISE_403 = False
 
+# Rate limits per client address: (attempts, window in seconds). Failed API token
+# authentications (a guess), and deliveries to the webhook endpoints.
+QUORUM_RATE_LIMITS = {
+    "token_failures": (env.int("QUORUM_TOKEN_FAILURE_LIMIT", default=20), 60),
+    "webhooks": (env.int("QUORUM_WEBHOOK_LIMIT", default=300), 60),
+}
+
 REST_FRAMEWORK = {
     # Bearer first: a 401 then names the scheme a client should use.
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -44,3 +44,40 @@ def make_version(project: Project, model: str, number: int):
     return ModelVersion.objects.create(
         model=registered, version=number, source=f"runs:/test/{model}-{number}", status="READY"
     )
+
+
+def make_alert(version, feature: str):
+    """An open drift alert on a monitor of `version`, as a finished check leaves one, for tests
+    that read alerts and do not need the statistics behind them."""
+    from governance.monitoring.models import DriftAlert, DriftCheck, Monitor
+    from governance.registry.models import DatasetVersion
+
+    project = version.model.project
+    reference, _ = DatasetVersion.objects.get_or_create(
+        name=f"{version.model.name}-reference", digest="0" * 64, defaults={"project": project}
+    )
+    monitor, _ = Monitor.objects.get_or_create(
+        project=project, version=version, defaults={"name": f"{version} monitor",
+                                                    "reference": reference},
+    )  # fmt: skip
+    check = DriftCheck.objects.create(monitor=monitor, trigger="manual", state="done", drifted=True)
+    return DriftAlert.objects.create(
+        monitor=monitor, feature=feature, opened_by=check, last_seen=check, reasons=["psi"]
+    )
+
+
+def make_bias_report(version, passed: bool):
+    """A finished bias report with its verdict, as the worker leaves one."""
+    from django.utils import timezone
+
+    from governance.fairness.models import BiasReport
+    from governance.registry.models import DatasetVersion
+
+    project = version.model.project
+    table, _ = DatasetVersion.objects.get_or_create(
+        name="applicants", digest="1" * 64, defaults={"project": project}
+    )
+    return BiasReport.objects.create(
+        project=project, version=version, dataset=table, y_true="default", sensitive=["sex"],
+        state="done", passed=passed, finished_at=timezone.now(),
+    )  # fmt: skip

@@ -3,10 +3,12 @@
 from django.db.models import QuerySet
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from dashboard import limits
+from dashboard.middleware import client_ip
 from governance.access.errors import InvalidToken
 from governance.access.models import ApiToken, Project
 from governance.access.selectors import visible_projects
@@ -19,14 +21,18 @@ class BearerTokenAuthentication(BaseAuthentication):
         header = get_authorization_header(request).split()
         if not header or header[0].lower() != b"bearer":
             return None  # not ours: the session may still authenticate the request
+        address = client_ip(request)
+        if (wait := limits.over("token_failures", address)) is not None:
+            raise Throttled(wait, "Too many failed token attempts from this address.")
         if len(header) != 2:
+            limits.spend("token_failures", address)
             raise AuthenticationFailed("Send the token as `Authorization: Bearer <token>`.")
         try:
             token = authenticate_api_token(secret=header[1].decode("ascii"))
-        except UnicodeDecodeError:
-            raise AuthenticationFailed("Unknown API token.", code="invalid_token") from None
-        except InvalidToken as error:
-            raise AuthenticationFailed(error.message, code="invalid_token") from None
+        except (UnicodeDecodeError, InvalidToken) as error:
+            limits.spend("token_failures", address)
+            message = getattr(error, "message", "Unknown API token.")
+            raise AuthenticationFailed(message, code="invalid_token") from None
         context.note_token(token.prefix)
         return token.user, token
 

@@ -16,6 +16,7 @@ from dashboard.forms import (
     TokenForm,
     add_domain_error,
 )
+from dashboard.home import home_of
 from governance.access import selectors, services
 from governance.access.models import ApiToken, Membership, Project
 from governance.access.permissions import require_admin
@@ -40,7 +41,8 @@ def _membership(project: Project, membership_id: int) -> Membership:
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     projects = selectors.projects_for(request.user, include_archived=request.user.is_superuser)
-    return render(request, "access/home.html", {"projects": projects})
+    context = {"projects": projects, "sections": home_of(request.user)}
+    return render(request, "access/home.html", context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -75,7 +77,7 @@ def project_overview(request: HttpRequest, slug: str) -> HttpResponse:
             (Role(role).label, count) for role, count in selectors.role_counts(project).items()
         ],
         "product_owners": [m.user for m in members if m.role == Role.PRODUCT_OWNER],
-        "events": list(audit_selectors.feed_of(project)[:8]),
+        "timeline": audit_selectors.timeline_of(project),
     }
     return render(request, "access/project_overview.html", context)
 

@@ -1,5 +1,6 @@
 """The audit trail for auditors and admins, and each project's activity feed for its members."""
 
+import logging
 import tempfile
 
 from django import forms
@@ -16,8 +17,11 @@ from dashboard.filters import AuditEventFilter
 from governance.access import selectors as access
 from governance.access.errors import NotAllowed
 from governance.audit import exports, selectors, services
+from governance.audit.errors import ExportUnavailable
 from governance.audit.models import AuditEvent, VerificationRun
 from governance.errors import DomainError, InvalidInput
+
+log = logging.getLogger(__name__)
 
 # htmx stops polling when a response has this status.
 STOP_POLLING = 286
@@ -93,13 +97,23 @@ def export_response(
     request: HttpRequest, fmt: str, criteria: dict, manifest_url: str = "audit_manifest"
 ) -> FileResponse:
     """Write the export to a temporary file (constant memory), then stream it from disk."""
+    if not selectors.may_export_trail(request.user):  # before touching the disk
+        raise NotAllowed("Only auditors and admins export the audit trail.")
     directory = settings.EXPORT_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=directory, suffix=f".{fmt}")  # noqa: SIM115
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(dir=directory, suffix=f".{fmt}")  # noqa: SIM115
+    except OSError as error:
+        log.error("audit export refused: %s cannot be written (%s)", directory, error)
+        raise ExportUnavailable from error
     try:
         event = services.export_trail(
             actor=request.user, fmt=fmt, criteria=criteria, destination=handle
         )
+    except OSError as error:  # the disk filled while writing: nothing recorded, nothing sent
+        handle.close()
+        log.error("audit export stopped: writing under %s failed (%s)", directory, error)
+        raise ExportUnavailable from error
     except BaseException:
         handle.close()
         raise

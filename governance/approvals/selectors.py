@@ -285,3 +285,13 @@ def gate(projects: list[int], *, model: str, version: int, stage: str) -> GateAn
         f"gate {g['label']}: {g['reason']}" for g in latest.gate_results if g["outcome"] != "pass"
     ]
     return GateAnswer(False, latest.pk, latest.state, reasons or ["waiting for the outcome"])
+
+
+def latest_requests_of(version_ids: list[int]) -> dict[int, ApprovalRequest]:
+    """Each version's newest release request (any stage, any state)."""
+    latest: dict[int, ApprovalRequest] = {}
+    for approval in ApprovalRequest.objects.filter(version_id__in=version_ids).order_by(
+        "version_id", "-opened_at", "-pk"
+    ):
+        latest.setdefault(approval.version_id, approval)
+    return latest

@@ -1,4 +1,4 @@
-from governance.errors import Conflict, InvalidInput
+from governance.errors import Conflict, DomainError, InvalidInput
 
 
 class ChainUnavailable(Conflict):
@@ -22,3 +22,14 @@ class UnknownFormat(InvalidInput):
 
 class TooManyRows(InvalidInput):
     code = "too_many_rows"
+
+
+class ExportUnavailable(DomainError):
+    """The folder exports are written to cannot be written (full, read-only, missing)."""
+
+    code = "export_unavailable"
+    status = 503
+    default_message = (
+        "Exports cannot be written on the server just now; nothing was exported. "
+        "An admin has been told the reason in the server's log."
+    )

@@ -171,3 +171,32 @@ def exports_by(user: AbstractBaseUser, limit: int = 5) -> list[AuditEvent]:
     return list(
         AuditEvent.objects.filter(action="audit.exported", actor=user).order_by("-seq")[:limit]
     )
+
+
+def activity_in(project_ids: list[int], since: datetime) -> tuple[int, list[AuditEvent]]:
+    """How many events the projects' trail gained since `since`, and the newest five."""
+    events = AuditEvent.objects.filter(project_id__in=project_ids)
+    newest = list(events.select_related("project").order_by("-seq")[:5])
+    return events.filter(at__gte=since).count(), newest
+
+
+# What a project's timeline shows: the events that change what the project ships or knows,
+# not the reads, sign-ins and bookkeeping around them.
+NOTABLE = (
+    "project.", "membership.", "policy.", "model.registered", "model.alias_moved",
+    "model_version.registered", "model_version.deleted", "model_card.edited", "approval.opened",
+    "approval.decided", "approval.approved", "approval.rejected", "approval.expired",
+    "approval.withdrawn", "approval.superseded", "approval.alias_moved", "approval.alias_failed",
+    "drift_alert.", "bias_report.generated", "bias_report.failed", "monitor.created",
+    "job.succeeded", "job.failed", "deployment.", "target.", "retraining.",
+)  # fmt: skip
+
+
+def timeline_of(project: Project, limit: int = 30) -> list[AuditEvent]:
+    """The project's notable events, newest first."""
+    notable = reduce(operator.or_, (Q(action__startswith=prefix) for prefix in NOTABLE))
+    return list(
+        AuditEvent.objects.filter(notable, project=project)
+        .select_related("project")
+        .order_by("-seq")[:limit]
+    )

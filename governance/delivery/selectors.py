@@ -108,3 +108,12 @@ def recommendation_of(version: ModelVersion) -> dict | None:
     "memory_limit": "512Mi", ...}; None until a profile job succeeded."""
     job = latest_profile_of(version)
     return (job.result or {}).get("recommendation") if job else None
+
+
+def jobs_in(project_ids: list[int], states: tuple[str, ...], limit: int = 5) -> list[Job]:
+    """The newest jobs of the projects in `states`."""
+    return list(
+        Job.objects.filter(project_id__in=project_ids, state__in=states)
+        .select_related("project", "version__model")
+        .order_by("-created_at", "-id")[:limit]
+    )

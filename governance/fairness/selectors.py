@@ -1,6 +1,6 @@
 """Reads of bias reports and fairness policies that pages and the API share."""
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from governance.access.models import Project
 from governance.fairness import metrics
@@ -74,3 +74,29 @@ def policy_of(project: Project) -> tuple[metrics.Policy, int, FairnessPolicy | N
     stored = FairnessPolicy.objects.filter(project=project).select_related("edited_by").first()
     limits = stored.limits if stored else {}
     return metrics.Policy.from_mapping(limits), stored.min_group_size if stored else 30, stored
+
+
+def _latest_done() -> QuerySet[BiasReport]:
+    newer = BiasReport.objects.filter(
+        version=OuterRef("version"),
+        state=BiasReport.State.DONE,
+        created_at__gt=OuterRef("created_at"),
+    )
+    return BiasReport.objects.filter(state=BiasReport.State.DONE).exclude(Exists(newer))
+
+
+def failing_reports_in(project_ids: list[int], limit: int = 5) -> list[BiasReport]:
+    """The versions whose latest finished bias report failed, newest first."""
+    return list(
+        _latest_done()
+        .filter(project_id__in=project_ids, passed=False)
+        .select_related("version__model", "project")
+        .order_by("-created_at", "-pk")[:limit]
+    )
+
+
+def verdicts_of(version_ids: list[int]) -> dict[int, bool]:
+    """Each version's latest finished bias verdict: passed or not."""
+    return dict(
+        _latest_done().filter(version_id__in=version_ids).values_list("version_id", "passed")
+    )

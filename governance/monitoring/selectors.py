@@ -138,3 +138,20 @@ def labels_in_batch_order(
         return table[monitor.label_column]
     truth = table[monitor.label_column].set_axis(quality.as_classes(table[monitor.id_column]))
     return truth.reindex(quality.as_classes(rows[monitor.id_column])).reset_index(drop=True)
+
+
+def open_alerts_in(project_ids: list[int], limit: int = 5) -> tuple[int, list[DriftAlert]]:
+    """How many drift alerts are unresolved in the projects, and the newest of them."""
+    alerts = DriftAlert.objects.filter(UNRESOLVED, monitor__project_id__in=project_ids)
+    newest = list(alerts.select_related("monitor__project").order_by("-opened_at", "-pk")[:limit])
+    return alerts.count(), newest
+
+
+def open_alerts_by_model(model_ids: list[int]) -> dict[int, int]:
+    """Unresolved drift alerts per registered model, over the monitors of its versions."""
+    return dict(
+        DriftAlert.objects.filter(UNRESOLVED, monitor__version__model_id__in=model_ids)
+        .values("monitor__version__model_id")
+        .annotate(count=Count("pk"))
+        .values_list("monitor__version__model_id", "count")
+    )

@@ -36,3 +36,12 @@ def preferences_of(user: AbstractBaseUser) -> dict[str, str]:
     """Every kind, in the order of `Kind`, with the person's delivery or the default."""
     chosen = dict(Preference.objects.filter(user=user).values_list("kind", "delivery"))
     return {kind: chosen.get(kind, DEFAULT_DELIVERY) for kind in Kind.values}
+
+
+def mentions_for(user: AbstractBaseUser, limit: int = 5) -> list[Notification]:
+    """The newest notifications that a person was mentioned or answered in comments."""
+    return list(
+        Notification.objects.filter(recipient=user, kind=Kind.MENTION)
+        .select_related("project")
+        .order_by("-created_at", "-pk")[:limit]
+    )

@@ -75,7 +75,6 @@ def notify(
     people = {user.pk: user for user in recipients if user.is_active}
     if not people:
         return []
-    from governance.notify.tasks import send_email  # it imports this module
 
     made = []
     with transaction.atomic():
@@ -115,9 +114,7 @@ def notify(
             if state == EmailState.PENDING:
                 # Robust: a broker that is down must not fail the caller's change once it
                 # has committed; the sweeper queues the email again later.
-                transaction.on_commit(
-                    partial(send_email.delay, notification_id=notification.pk), robust=True
-                )
+                transaction.on_commit(_queue_email(notification.pk), robust=True)
     return made
 
 
@@ -303,7 +300,6 @@ def sweep_pending_emails(*, older_than: timedelta = SWEEP_AFTER) -> int:
     notification was made, a queue was wiped): those last queued longer ago than any retry
     waits. Returns how many were queued. A duplicate is harmless: `send_email` sends once.
     """
-    from governance.notify.tasks import send_email  # it imports this module
 
     cutoff = timezone.now() - older_than
     with transaction.atomic():
@@ -315,11 +311,21 @@ def sweep_pending_emails(*, older_than: timedelta = SWEEP_AFTER) -> int:
         )
         Notification.objects.filter(pk__in=ids).update(email_queued_at=timezone.now())
         for pk in ids:
-            transaction.on_commit(partial(send_email.delay, notification_id=pk), robust=True)
+            transaction.on_commit(_queue_email(pk), robust=True)
     return len(ids)
 
 
 # Helpers
+
+
+def _queue_email(notification_id: int) -> partial:
+    """What to run on commit to queue one email. Django names a robust callback when it logs
+    its failure (a broker that is down), and a bare partial has no name: this one has."""
+    from governance.notify.tasks import send_email  # it imports this module
+
+    queued = partial(send_email.delay, notification_id=notification_id)
+    queued.__qualname__ = "send_email.delay"
+    return queued
 
 
 def _email_state(user: AbstractBaseUser, delivery: str) -> str:

@@ -400,3 +400,45 @@ def datasets_of(project: Project) -> QuerySet[DatasetVersion]:
         )
         .order_by("name", "-created_at")
     )
+
+
+# For the people's home pages: across the projects a person works in.
+
+
+def live_models_in(project_ids: list[int]) -> list[tuple[RegisteredModel, str, int]]:
+    """(model, stage alias, version number) for every alias of the projects' models."""
+    models = RegisteredModel.objects.filter(project_id__in=project_ids).exclude(aliases={})
+    return [
+        (model, alias, int(number))
+        for model in models.select_related("project").order_by("name")
+        for alias, number in sorted(model.aliases.items())
+    ]
+
+
+def recent_runs_by(username: str, project_ids: list[int], limit: int = 5) -> list[Run]:
+    """The person's newest MLflow runs (by MLflow's user) in the projects."""
+    return list(
+        Run.objects.filter(user=username, experiment__project_id__in=project_ids)
+        .select_related("experiment__project")
+        .order_by("-start_time", "-pk")[:limit]
+    )
+
+
+def versions_by(username: str, project_ids: list[int], limit: int = 5) -> list[ModelVersion]:
+    """The newest model versions the person registered or whose run they made."""
+    return list(
+        ModelVersion.objects.filter(model__project_id__in=project_ids)
+        .filter(Q(user=username) | Q(run__user=username))
+        .select_related("model__project")
+        .order_by("-created_at", "-pk")[:limit]
+    )
+
+
+def versions_in_stages(pairs: list[tuple[int, int]]) -> list[ModelVersion]:
+    """The versions named by (model id, version number) pairs, in one query."""
+    if not pairs:
+        return []
+    wanted = Q()
+    for model_id, number in pairs:
+        wanted |= Q(model_id=model_id, version=number)
+    return list(ModelVersion.objects.filter(wanted).select_related("model__project"))

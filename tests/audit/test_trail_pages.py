@@ -118,9 +118,9 @@ def test_a_non_member_gets_not_found_for_a_feed(login, project, outsider):
     assert response.status_code == 404
 
 
-def test_overview_shows_recent_activity(login, project, viewer):
+def test_overview_shows_the_timeline_of_the_team(login, project, viewer):
     page = login(viewer).get(reverse("project_overview", args=[project.slug])).content.decode()
-    assert "Recent activity" in page
+    assert "Timeline" in page
     assert "added val as viewer" in page
 
 

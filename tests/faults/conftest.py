@@ -118,6 +118,13 @@ class Workers:
                     process.wait(5)
 
 
+@pytest.fixture(autouse=True)
+def _services_round() -> None:
+    """These tests break services on purpose and take minutes: they run in the round with
+    PostgreSQL and Redis (CI's second), not in the embedded one."""
+    needs("PostgreSQL", connection.vendor == "postgresql", "QUORUM_REQUIRE_SERVICES")
+
+
 @pytest.fixture
 def redis_server(tmp_path) -> Iterator[RedisServer]:
     needs("redis-server", REDIS is not None, "QUORUM_REQUIRE_SERVICES")
@@ -148,3 +155,55 @@ def workers(transactional_db, broker, tmp_path) -> Iterator[Workers]:
     running = Workers(broker.url, tmp_path)
     yield running
     running.stop_all()
+
+
+class MlflowServer:
+    """`mlflow server` over the test's tracking store, that a test can stop and start again;
+    Quorum talks to it over HTTP while it runs and finds nobody there while it does not."""
+
+    def __init__(self, store: str, artifacts: str, logs: Path):
+        self.store, self.artifacts, self.logs = store, artifacts, logs
+        self.port, self.process = _free_port(), None
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def answers(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=1) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
+
+    def start(self) -> None:
+        log = (self.logs / "mlflow-server.log").open("ab")
+        self.process = subprocess.Popen(  # noqa: S603 - MLflow's own server
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.store,
+             "--default-artifact-root", self.artifacts, "--no-serve-artifacts",
+             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        _wait(self.answers, 90, "MLflow's server did not answer")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+            self.process = None
+        assert not self.answers()
+
+
+@pytest.fixture
+def mlflow_server(mlflow_uri, settings, tmp_path, monkeypatch) -> Iterator[MlflowServer]:
+    """The test's MLflow store served over HTTP, and Quorum pointed at it. MLflow's own HTTP
+    retries wait for seconds; a fault shows the same without them."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    server = MlflowServer(mlflow_uri, settings.MLFLOW_ARTIFACT_ROOT, tmp_path)
+    server.start()
+    settings.MLFLOW_TRACKING_URI = server.url
+    yield server
+    server.stop()

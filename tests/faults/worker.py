@@ -17,6 +17,7 @@ from dashboard.celery import app  # noqa: E402
 from tests.faults import kinds  # noqa: E402, F401 - registers the kind
 
 queue, name = sys.argv[1], sys.argv[2]
+app.conf.task_default_queue = queue  # what this worker queues (emails) it runs too
 app.conf.broker_transport_options = {
     **app.conf.broker_transport_options,
     "unacked_restore_interval": 1,

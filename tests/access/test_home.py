@@ -1,0 +1,180 @@
+"""Each person's home shows the work of every role they hold, across their projects, each tile
+linking to its page, in a number of queries that does not grow with the work."""
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from governance.access.roles import Role
+from governance.approvals import services as approvals
+from governance.audit import services as audit
+from governance.audit.models import VerificationRun
+from governance.delivery.models import Job
+from governance.notify.kinds import Kind
+from governance.notify.services import notify
+from governance.registry.models import Experiment, Run
+from tests.factories import make_alert, make_bias_report, make_version
+
+
+def page_of(client) -> str:
+    response = client.get(reverse("home"))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def live_model(project, name: str, number: int = 1):
+    version = make_version(project, name, number)
+    version.model.aliases = {"production": number}
+    version.model.save()
+    return version
+
+
+def test_a_product_owner_sees_live_models_with_their_health_and_what_waits_for_them(
+    login, project, owner, scientist
+):
+    drifting = live_model(project, "credit-scoring")
+    make_alert(drifting, "income")
+    make_bias_report(drifting, passed=False)
+    healthy = live_model(project, "churn")
+    make_bias_report(healthy, passed=True)
+    candidate = make_version(project, "credit-scoring", 2)
+    approvals.save_policy(
+        actor=owner, project=project, stage="production", required={Role.PRODUCT_OWNER: 1}
+    )
+    release = approvals.open_request(actor=scientist, version=candidate, stage="production")
+
+    page = page_of(login(owner))
+    assert "As product owner" in page
+    assert 'credit-scoring v1</a> <span class="badge role">production' in page
+    assert "1 drift alert" in page
+    assert "bias failed" in page
+    assert "no drift" in page
+    assert "bias passed" in page
+    assert reverse("approval", args=[project.slug, release.pk]) in page
+    assert "credit-scoring v1 monitor: income" in page
+    assert reverse("bias_report", args=[project.slug, drifting.bias_reports.get().pk]) in page
+    assert "As data scientist" not in page
+
+
+def test_a_data_scientist_sees_their_runs_versions_with_status_and_mentions(
+    login, project, scientist, owner
+):
+    experiment = Experiment.objects.create(mlflow_id="7", name="credit/scoring", project=project)
+    Run.objects.create(mlflow_id="r-sam", experiment=experiment, name="lr-sam", status="FINISHED",
+                       user="sam", start_time=timezone.now())  # fmt: skip
+    Run.objects.create(mlflow_id="r-mei", experiment=experiment, name="lr-mei", status="FINISHED",
+                       user="mei", start_time=timezone.now())  # fmt: skip
+    mine = make_version(project, "credit-scoring", 1)
+    mine.user = "sam"
+    mine.save()
+    make_bias_report(mine, passed=True)
+    approvals.save_policy(
+        actor=owner, project=project, stage="production", required={Role.PRODUCT_OWNER: 1}
+    )
+    approvals.open_request(actor=scientist, version=mine, stage="production")
+    notify(recipients=[scientist], kind=Kind.MENTION, subject="olivia mentioned you on v1",
+           url="/", key="mention-1", project=project)  # fmt: skip
+
+    page = page_of(login(scientist))
+    assert "As data scientist" in page
+    assert "lr-sam" in page
+    assert "lr-mei" not in page
+    assert "production: open" in page
+    assert "bias passed" in page
+    assert "olivia mentioned you on v1" in page
+
+
+def test_an_ml_engineer_sees_jobs_running_and_failed(login, project, engineer):
+    version = make_version(project, "credit-scoring", 1)
+    running = Job.objects.create(
+        project=project, kind="package", version=version, state=Job.State.RUNNING,
+        progress=40, step="converting to ONNX",
+    )  # fmt: skip
+    failed = Job.objects.create(
+        project=project, kind="package", version=version, state=Job.State.FAILED,
+        error="the scoring server did not start",
+    )  # fmt: skip
+    Job.objects.create(project=project, kind="package", version=version, state="succeeded")
+
+    page = page_of(login(engineer))
+    assert "As ML engineer" in page
+    assert reverse("job", args=[project.slug, running.pk]) in page
+    assert "converting to ONNX" in page
+    assert reverse("job", args=[project.slug, failed.pk]) in page
+    assert "the scoring server did not start" in page
+
+
+def test_an_auditor_sees_trail_activity_the_last_verification_and_their_exports(
+    login, project, auditor, tmp_path
+):
+    run = audit.verify_now(actor=auditor, trigger=VerificationRun.Trigger.COMMAND)
+    with (tmp_path / "trail.csv").open("wb") as destination:
+        exported = audit.export_trail(
+            actor=auditor, fmt="csv", criteria={}, destination=destination
+        )
+    page = page_of(login(auditor))
+    assert "As auditor" in page
+    assert "today</span>" in page
+    assert reverse("audit_verification", args=[run.pk]) in page
+    assert "intact" in page
+    assert reverse("audit_manifest", args=[exported.seq]) in page
+
+
+def test_a_viewer_has_no_role_section_only_the_projects(login, project, viewer):
+    page = page_of(login(viewer))
+    assert "As " not in page.split("<main", 1)[1].split("Your projects")[0]
+    assert "Credit risk" in page
+
+
+@pytest.mark.parametrize("role", ["owner", "scientist", "engineer", "auditor", "admin_user"])
+def test_home_queries_do_not_grow_with_the_work(
+    request, role, login, project, owner, scientist, django_assert_max_num_queries
+):
+    person = request.getfixturevalue(role)
+    client = login(person)
+
+    def add_work(n: int) -> None:
+        for i in range(n):
+            version = live_model(project, f"model-{role}-{i}-{n}")
+            version.user = "sam"
+            version.save()
+            make_alert(version, "income")
+            make_bias_report(version, passed=i % 2 == 0)
+            Job.objects.create(project=project, kind="package", version=version, state="failed")
+            notify(recipients=[scientist], kind=Kind.MENTION, subject=f"m{i}", url="/",
+                   key=f"m-{role}-{i}-{n}", project=project)  # fmt: skip
+
+    add_work(1)
+    with django_assert_max_num_queries(60) as few:
+        page_of(client)
+    add_work(8)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        page_of(client)
+
+
+def test_the_project_overview_shows_a_timeline_of_notable_events_only(
+    login, project, owner, scientist, viewer, django_assert_max_num_queries
+):
+    version = make_version(project, "credit-scoring", 1)
+    approvals.save_policy(
+        actor=owner, project=project, stage="production", required={Role.PRODUCT_OWNER: 1}
+    )
+    approvals.open_request(actor=scientist, version=version, stage="production")
+    notify(
+        recipients=[owner], kind=Kind.MENTION, subject="hello", url="/", key="k", project=project
+    )
+    client = login(viewer)  # a sign-in is on the trail, and is not notable
+    url = reverse("project_overview", args=[project.slug])
+    with django_assert_max_num_queries(25) as few:
+        page = client.get(url).content.decode()
+    assert "Timeline" in page
+    assert "production" in page
+    assert "signed in" not in page
+    approvals.save_policy(
+        actor=owner, project=project, stage="staging", required={Role.PRODUCT_OWNER: 1}
+    )
+    for n in range(2, 12):
+        version = make_version(project, "credit-scoring", n)
+        approvals.open_request(actor=scientist, version=version, stage="staging")
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        client.get(url)
