@@ -128,6 +128,18 @@ def check_history_of(monitor: Monitor) -> QuerySet[DriftCheck]:
     return DriftCheck.objects.filter(monitor=monitor).defer("result")
 
 
+def labels_in_batch_order(
+    monitor: Monitor, rows: pd.DataFrame, labels: DatasetVersion
+) -> pd.Series:
+    """A batch's kept labels as a column of its `rows`: joined by the monitor's id column when
+    it has one (rows without a label are missing), else in order. Reads the labels' Parquet."""
+    table = tables.load(settings.DATA_DIR, labels.sha256).to_pandas()
+    if not monitor.id_column:
+        return table[monitor.label_column]
+    truth = table[monitor.label_column].set_axis(quality.as_classes(table[monitor.id_column]))
+    return truth.reindex(quality.as_classes(rows[monitor.id_column])).reset_index(drop=True)
+
+
 def open_alerts_in(project_ids: list[int], limit: int = 5) -> tuple[int, list[DriftAlert]]:
     """How many drift alerts are unresolved in the projects, and the newest of them."""
     alerts = DriftAlert.objects.filter(UNRESOLVED, monitor__project_id__in=project_ids)
@@ -143,15 +155,3 @@ def open_alerts_by_model(model_ids: list[int]) -> dict[int, int]:
         .annotate(count=Count("pk"))
         .values_list("monitor__version__model_id", "count")
     )
-
-
-def labels_in_batch_order(
-    monitor: Monitor, rows: pd.DataFrame, labels: DatasetVersion
-) -> pd.Series:
-    """A batch's kept labels as a column of its `rows`: joined by the monitor's id column when
-    it has one (rows without a label are missing), else in order. Reads the labels' Parquet."""
-    table = tables.load(settings.DATA_DIR, labels.sha256).to_pandas()
-    if not monitor.id_column:
-        return table[monitor.label_column]
-    truth = table[monitor.label_column].set_axis(quality.as_classes(table[monitor.id_column]))
-    return truth.reindex(quality.as_classes(rows[monitor.id_column])).reset_index(drop=True)
