@@ -165,6 +165,7 @@ class Command(BaseCommand):
         self._monitoring(project, version, people)
         self._bias_reports(project, people)
         self._retraining(version, people)
+        self._delivery(project, people)
 
     def _monitoring(self, project: Project, version: ModelVersion, people: dict) -> None:
         """A monitor of credit-scoring v2 with three batches, the last one drifted, each with
@@ -261,6 +262,28 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Retraining of {version.model.name}: on drift, and {policy.cron} (UTC); "
             "each new version asks for staging."
+        )
+
+    def _delivery(self, project: Project, people: dict) -> None:
+        """A local deployment target for staging, and credit-scoring v1 approved for staging by
+        the ML engineer: ready to be packaged, profiled and deployed."""
+        target = delivery.create_target(
+            actor=people["mei"],
+            project=project,
+            name="local staging",
+            kind="local",
+            stage="staging",
+        )
+        version = ModelVersion.objects.get(model__name="credit-scoring", version=1)
+        release = approvals.open_request(
+            actor=people["sam"],
+            version=version,
+            stage="staging",
+            note="The first model, for the load tests of the serving stack.",
+        )
+        approvals.decide(actor=people["mei"], approval=release, verdict="approve")
+        self.stdout.write(
+            f"Target '{target.name}' serves staging on this machine; {version} is approved for it."
         )
 
     def _report(self, created: list[tuple[str, str, str]]) -> None:
