@@ -3,10 +3,13 @@ callback a CD system answers a webhook target's request with."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from dashboard import limits
+from dashboard.middleware import client_ip
 from governance.access import selectors as access
 from governance.delivery import deploying, selectors, services
 from governance.delivery.models import Deployment, Target
@@ -173,6 +176,10 @@ class CallbackView(APIView):
         summary="A CD system reports how a deployment went (signed with the target's key)",
     )
     def post(self, request: Request, pk: int) -> Response:
+        address = client_ip(request)
+        if (wait := limits.over("webhooks", address)) is not None:
+            raise Throttled(wait, "Too many webhook deliveries; try again later.")
+        limits.spend("webhooks", address)
         deployment = services.accept_deployment_callback(
             deployment_id=pk,
             timestamp=request.headers.get(deploying.TIMESTAMP_HEADER, ""),

@@ -64,3 +64,14 @@ def test_an_address_flooding_the_webhook_endpoint_is_refused(client, db, setting
     assert int(refused["Retry-After"]) >= 1
     raw, headers = delivery()
     assert post(client, raw, {**headers, "REMOTE_ADDR": "10.1.2.3"}).status_code != 429
+
+
+def test_an_address_flooding_deployment_callbacks_is_refused(client, db, address, tight):
+    for _ in range(2):  # unknown deployments, unsigned: refused, and counted
+        answer = client.post("/api/v1/deployments/999999/callback/", "{}",
+                             content_type="application/json", REMOTE_ADDR=address)  # fmt: skip
+        assert answer.status_code in (401, 404)
+    refused = client.post("/api/v1/deployments/999999/callback/", "{}",
+                          content_type="application/json", REMOTE_ADDR=address)  # fmt: skip
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "throttled"
