@@ -13,6 +13,7 @@ Every request runs in a savepoint that is rolled back, so one world serves every
 every row.
 """
 
+import functools
 import io
 import re
 from collections.abc import Callable, Iterator
@@ -23,8 +24,9 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.test import Client, RequestFactory
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import URLPattern, URLResolver, get_resolver, path, reverse
 
+from dashboard import urls as dashboard_urls
 from dashboard.admin import auditor_site
 from governance.access import services as access
 from governance.access.models import Project
@@ -443,12 +445,11 @@ ROWS: dict[str, tuple[Try, ...]] = {
 
 
 # Django's admin sites: their URLs without an object are generated from each site's registry
-# below; these need an object and a row each would test Django, not Quorum.
+# (see _admin_rows). The pages of one object (change, delete, history, a user's password, view
+# on site) are excused here, by their parameters: Django's admin checks the same site
+# permission on them as on the changelist rows, and the auditor site's objects are read-only
+# (tests/audit/test_auditor_admin.py).
 ADMIN_OBJECT_PARAMETERS = {"object_id", "id", "content_type_id"}
-ADMIN_EXCUSED_REASON = (
-    "an admin page of one object: Django's admin checks the same site permission as the "
-    "changelist row, and the auditor site's objects are read-only (tests/audit)"
-)
 
 
 def url_patterns() -> Iterator[tuple[str, str, list[str]]]:
@@ -481,6 +482,7 @@ def _admin_rows() -> dict[str, tuple[Try, ...]]:
         "admin:password_change": (get("200 302 302 302 302 302 302 302"),),
         "admin:password_change_done": (get("200 302 302 302 302 302 302 302"),),
         "admin:jsi18n": (get("200 302 302 302 302 302 302 302"),),
+        # Without the field it completes, Django's autocomplete refuses even an admin.
         "admin:autocomplete": (get("403 302 302 302 302 302 302 302"),),
         "admin:app_list": (get("200 302 302 302 302 302 302 302", app_label="audit"),),
         # Auditors (and admins) read; everyone else goes to sign in.
@@ -513,7 +515,8 @@ def _excused(name: str, params: list[str]) -> bool:
     )
 
 
-def test_every_url_has_a_row():
+def urls_without_a_row() -> tuple[list[str], list[str]]:
+    """Named URLs with no row (nor an excuse), and routes with no name at all."""
     missing, unnamed = [], []
     for name, route, params in url_patterns():
         if name.endswith(":") or not name:
@@ -523,8 +526,25 @@ def test_every_url_has_a_row():
             continue
         if name not in ALL_ROWS and not _excused(name, params):
             missing.append(f"{name} ({route})")
+    return missing, unnamed
+
+
+def test_every_url_has_a_row():
+    missing, unnamed = urls_without_a_row()
     assert not unnamed, f"URLs without a name: {unnamed}"
     assert not missing, "URLs without a row in the authorization matrix:\n" + "\n".join(missing)
+
+
+def test_a_new_url_without_a_row_is_named(settings):
+    settings.ROOT_URLCONF = "tests.dashboard.test_authorization_matrix"
+    assert urls_without_a_row() == (["deployments (projects/<slug:slug>/deployments/)"], [])
+
+
+# The site's URLs and one more, for the test above.
+urlpatterns = [
+    *dashboard_urls.urlpatterns,
+    path("projects/<slug:slug>/deployments/", lambda request, slug: None, name="deployments"),
+]
 
 
 def test_every_row_names_a_url():
@@ -532,9 +552,14 @@ def test_every_row_names_a_url():
     assert set(ALL_ROWS) - names == set()
 
 
+@functools.cache
+def _routes() -> dict[str, list[str]]:
+    return {name: params for name, _, params in url_patterns()}
+
+
 def _url(world: World, name: str, attempt: Try) -> tuple[str, dict]:
     """The URL of `name` with its parameters filled, and the query string the row adds."""
-    route_params = next(params for full, _, params in url_patterns() if full == name)
+    route_params = _routes()[name]
     kwargs, query = {}, {}
     for param in route_params:
         key = attempt.params.get(param, PARAMETERS.get(param, param))
