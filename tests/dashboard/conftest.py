@@ -37,8 +37,14 @@ class World:
 
 
 @pytest.fixture
-def world(project, admin_user, owner, scientist, engineer, auditor, viewer, outsider, tracking):
+def world(
+    project, admin_user, owner, scientist, engineer, auditor, viewer, outsider, tracking,
+    settings, tmp_path,
+):  # fmt: skip
     """The credit-risk project with its cast and one object of every kind the URLs name."""
+    # Files of its own: ids repeat between tests, and a package left under a job's id would
+    # show in another test's job of the same id.
+    settings.DATA_DIR = tmp_path / "data"
     tracking.model("credit-scoring", project="credit-risk")
     experiment = tracking.experiment("training", project="credit-risk")
     run = tracking.run(experiment, metrics={"auc": [0.8, 0.9]}, dataset=("applicants", "d1"))
