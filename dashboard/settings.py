@@ -317,6 +317,10 @@ SPECTACULAR_SETTINGS = {
         "DeploymentStateEnum": "governance.delivery.models.Deployment.State",
         "DeploymentHealthEnum": "governance.delivery.models.Deployment.Health",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "dashboard.api.errors.document_errors",
+    ],
 }
 
 LANGUAGE_CODE = "en-gb"

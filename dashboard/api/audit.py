@@ -105,7 +105,11 @@ class ExportView(APIView):
             OpenApiParameter("format", OpenApiTypes.STR, enum=list(exports.FORMATS), required=True),
             *[OpenApiParameter(name, OpenApiTypes.STR) for name in AuditEventFilter.base_filters],
         ],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        # One media type per format, as the file is sent.
+        responses={
+            (200, content_type.split(";")[0]): OpenApiTypes.BINARY
+            for content_type, _ in exports.FORMATS.values()
+        },
     )
     def get(self, request: Request) -> FileResponse:
         filters = AuditEventFilter(

@@ -64,3 +64,47 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             code = "csrf_failed"
         body = error_body(code, message)
     return Response(body, status=exc.status_code, headers=headers)
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "additionalProperties": False,
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "fields"],
+            "additionalProperties": False,
+            "properties": {
+                "code": {"type": "string", "description": "Stable; clients may branch on it."},
+                "message": {"type": "string", "description": "For people."},
+                "fields": {
+                    "type": "object",
+                    "description": "Field → messages, for invalid input; empty otherwise.",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        }
+    },
+}
+
+
+def document_errors(result: dict, generator: object, request: object, public: bool) -> dict:
+    """drf-spectacular postprocessing hook: every operation may answer any 4xx, always with
+    the one error body, so the schema says so once for all of them."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    reference = {"$ref": "#/components/schemas/Error"}
+    for path in result.get("paths", {}).values():
+        for method, operation in path.items():
+            if method not in {"get", "put", "post", "patch", "delete"}:
+                continue
+            operation.setdefault("responses", {}).setdefault(
+                "4XX",
+                {
+                    "description": "Refused: bad input (400), no or unknown token (401), not "
+                    "allowed (403), not found or not visible (404), a state that moved "
+                    "(409), and so on.",
+                    "content": {"application/json": {"schema": reference}},
+                },
+            )
+    return result

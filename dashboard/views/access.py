@@ -17,6 +17,7 @@ from dashboard.forms import (
     add_domain_error,
 )
 from dashboard.home import home_of
+from dashboard.views.common import raise_refusal
 from governance.access import selectors, services
 from governance.access.models import ApiToken, Membership, Project
 from governance.access.permissions import require_admin
@@ -116,6 +117,7 @@ def project_archive(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         project = change(actor=request.user, project=project)
     except DomainError as error:
+        raise_refusal(error)
         messages.error(request, error.message)
     else:
         state = "archived" if project.is_archived else "restored"
@@ -227,6 +229,7 @@ def member_remove(request: HttpRequest, slug: str, membership_id: int) -> HttpRe
     try:
         services.remove_member(actor=request.user, membership=membership)
     except DomainError as error:
+        raise_refusal(error)
         if request.htmx:
             return _member_row(
                 request, membership, capabilities, error=error.message, status=error.status

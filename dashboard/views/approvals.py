@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from dashboard.views.common import project_page
+from dashboard.views.common import project_page, raise_refusal
 from governance.access import selectors as access
 from governance.access.errors import NotAllowed
 from governance.access.roles import Capability
@@ -232,6 +232,7 @@ def open_request(request: HttpRequest, slug: str, name: str, number: int) -> Htt
             note=request.POST.get("note", ""),
         )
     except DomainError as error:
+        raise_refusal(error)
         messages.error(request, error.message)
         return redirect("model_version", slug=slug, name=name, number=number)
     messages.success(request, f"Request #{approval.pk} is open; the approvers are told.")
@@ -251,6 +252,7 @@ def version_comment(request: HttpRequest, slug: str, name: str, number: int) -> 
             parent=_parent(request, version=version),
         )
     except DomainError as error:
+        raise_refusal(error)
         messages.error(request, error.message)
     return redirect(reverse("model_version", args=[slug, name, number]) + "#comments")
 

@@ -14,6 +14,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.filters import AuditEventFilter
+from dashboard.views.common import raise_refusal
 from governance.access import selectors as access
 from governance.access.errors import NotAllowed
 from governance.audit import exports, selectors, services
@@ -148,6 +149,7 @@ def verify(request: HttpRequest) -> HttpResponse:
             actor=request.user, checkpoint=request.POST.get("checkpoint", "")
         )
     except DomainError as error:
+        raise_refusal(error)
         if not request.htmx:
             messages.error(request, error.message)
             return redirect("audit_trail")

@@ -4,6 +4,7 @@ person may do in it, the section of the navigation, and when MLflow was last mir
 from django.http import HttpRequest
 
 from governance.access import selectors as access
+from governance.errors import DomainError, PermissionDenied
 from governance.registry import selectors as registry
 
 
@@ -15,3 +16,13 @@ def project_page(request: HttpRequest, slug: str, section: str) -> dict:
         "section": section,
         "last_sync": registry.last_sync(),
     }
+
+
+def raise_refusal(error: DomainError) -> None:
+    """Let a refused permission through to DomainErrorMiddleware, which answers the 403 page.
+
+    Views that turn a failed change into a message on the page the person came from call this
+    first: a message and a redirect would answer someone who may not act 302, as if it had
+    worked, to clients and scripts that only read the status."""
+    if isinstance(error, PermissionDenied):
+        raise error

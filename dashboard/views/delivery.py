@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard.views.common import project_page
+from dashboard.views.common import project_page, raise_refusal
 from governance.access.roles import Capability
 from governance.delivery import kinds, packaging, selectors, services
 from governance.delivery.errors import NoRetrainingPolicy
@@ -78,6 +78,7 @@ def package_version(request: HttpRequest, slug: str, name: str, number: int) -> 
             actor=request.user, project=context["project"], kind="package", version=version
         )
     except DomainError as exc:
+        raise_refusal(exc)
         messages.error(request, exc.message)
         return redirect("model_version", slug=slug, name=name, number=number)
     return redirect("job", slug=slug, pk=started.pk)
@@ -231,6 +232,7 @@ def _act(request: HttpRequest, slug: str, pk: int, action, done: str) -> HttpRes
     try:
         action(actor=request.user, job=found)
     except DomainError as exc:
+        raise_refusal(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, done)

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from dashboard import charts
-from dashboard.views.common import project_page
+from dashboard.views.common import project_page, raise_refusal
 from governance.access.roles import Capability
 from governance.errors import DomainError, InvalidInput
 from governance.monitoring import quality, selectors, services, stats
@@ -174,6 +174,7 @@ def alert_move(request: HttpRequest, slug: str, pk: int, alert_id: int, to: str)
     try:
         move(actor=request.user, alert=alert, comment=request.POST.get("comment", ""))
     except DomainError as exc:
+        raise_refusal(exc)
         messages.error(request, exc.message)
     else:
         word = "acknowledged" if to == "acknowledge" else "resolved"
@@ -197,6 +198,7 @@ def monitor_settings(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         }
         services.update_monitor(actor=request.user, monitor=found, changes=changes)
     except DomainError as exc:
+        raise_refusal(exc)
         messages.error(request, _explained(exc))
     else:
         messages.success(request, "Source and schedule saved.")
@@ -212,6 +214,7 @@ def monitor_check(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     try:
         check = services.request_check(actor=request.user, monitor=found)
     except DomainError as exc:
+        raise_refusal(exc)
         messages.error(request, _explained(exc))
     else:
         count = len(check.window_batches)

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from dashboard.views.common import project_page
+from dashboard.views.common import project_page, raise_refusal
 from governance.access.roles import Capability
 from governance.delivery import selectors, services
 from governance.errors import DomainError
@@ -49,6 +49,7 @@ def secret_delete(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     try:
         services.delete_secret(actor=request.user, project=context["project"], name=name)
     except DomainError as exc:
+        raise_refusal(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Secret {name} deleted.")

@@ -74,7 +74,7 @@ def test_an_ml_engineer_packages_profiles_deploys_and_rolls_back(page, demo_site
 
     page.goto(version_url)
     page.get_by_role("button", name="Package", exact=True).click()
-    expect(page.get_by_role("heading", name=re.compile("Package #"))).to_be_visible()
+    expect(page.get_by_role("heading", name=re.compile(r"^Package .*#\d+"))).to_be_visible()
     progress = page.locator("progress")
     expect(progress).to_have_attribute("value", "100", timeout=300_000)
     expect(page.locator("#progress-title")).to_contain_text("succeeded")
