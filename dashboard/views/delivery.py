@@ -96,6 +96,7 @@ def profile_version(request: HttpRequest, slug: str, name: str, number: int) -> 
             params=_profile_params(request.POST),
         )  # fmt: skip
     except DomainError as exc:
+        raise_refusal(exc)
         messages.error(request, exc.message)
         return redirect("model_version", slug=slug, name=name, number=number)
     return redirect("job", slug=slug, pk=started.pk)
@@ -190,6 +191,7 @@ def retraining_run_now(request: HttpRequest, slug: str, name: str) -> HttpRespon
             raise NoRetrainingPolicy
         run = services.trigger_retraining(policy=policy, trigger="manual", actor=request.user)
     except DomainError as exc:
+        raise_refusal(exc)
         messages.error(request, exc.message)
         return redirect(reverse("model", args=[slug, name]) + "#retraining")
     return redirect("job", slug=slug, pk=run.job_id)
@@ -204,6 +206,7 @@ def retraining_rerun(request: HttpRequest, slug: str, name: str, pk: int) -> Htt
     try:
         again = services.rerun(actor=request.user, run=selectors.retraining_run_of(model, pk))
     except DomainError as exc:
+        raise_refusal(exc)
         messages.error(request, exc.message)
         return redirect(reverse("model", args=[slug, name]) + "#retraining")
     return redirect("job", slug=slug, pk=again.job_id)

@@ -9,7 +9,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from dashboard.views.common import project_page
+from dashboard.views.common import project_page, raise_refusal
+from governance.access.permissions import require
 from governance.access.roles import Capability
 from governance.delivery import selectors, services
 from governance.delivery.models import Target
@@ -35,9 +36,10 @@ def deployments(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 def target_edit(request: HttpRequest, slug: str, pk: int | None = None) -> HttpResponse:
-    """Add a target, or change one (its kind stays)."""
+    """Add a target, or change one (its kind stays): for those who run pipelines."""
     context = project_page(request, slug, SECTION)
     project = context["project"]
+    require(request.user, Capability.RUN_PIPELINES, project)
     target = selectors.target_of(project, pk) if pk else None
     form = _form_of(target)
     fields: dict = {}
@@ -115,6 +117,7 @@ def target_deploy(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         version = registry.version_of(context["project"], name, int(number))
         deployment = services.deploy(actor=request.user, target=found, version=version)
     except DomainError as exc:
+        raise_refusal(exc)
         messages.error(request, exc.message)
         back = request.POST.get("back")
         if back == "version" and number.isdigit():
@@ -132,6 +135,7 @@ def target_rollback(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     try:
         deployment = services.rollback(actor=request.user, target=found)
     except DomainError as exc:
+        raise_refusal(exc)
         messages.error(request, exc.message)
         return redirect("target", slug=slug, pk=pk)
     messages.success(request, f"Rolling back to {deployment.version}.")
@@ -146,6 +150,7 @@ def target_check(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     try:
         live = services.check_target_health(actor=request.user, target=found)
     except DomainError as exc:
+        raise_refusal(exc)
         messages.error(request, exc.message)
     else:
         if live is None:
@@ -163,6 +168,7 @@ def target_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     try:
         services.delete_target(actor=request.user, target=found)
     except DomainError as exc:
+        raise_refusal(exc)
         messages.error(request, exc.message)
         return redirect("target", slug=slug, pk=pk)
     messages.success(request, f"Removed the target {found.name}.")
@@ -177,6 +183,7 @@ def deployment_stop(request: HttpRequest, slug: str, pk: int, deployment: int) -
     try:
         services.stop_deployment(actor=request.user, deployment=found)
     except DomainError as exc:
+        raise_refusal(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, "Stopped.")

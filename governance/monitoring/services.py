@@ -291,6 +291,10 @@ def _keep(
 ) -> DriftCheck:
     now = timezone.now()
     with transaction.atomic():
+        # Two deliveries of the same check may both compute it: the first to finish keeps it.
+        finished = DriftCheck.objects.select_for_update().get(pk=check.pk)
+        if finished.state in (DriftCheck.State.DONE, DriftCheck.State.FAILED):
+            return finished
         check.state, check.finished_at = DriftCheck.State.DONE, now
         check.drifted, check.drifted_share = decision.drifted, decision.drifted_share
         check.result, check.decision = json_safe(result.as_dict()), json_safe(decision.as_dict())

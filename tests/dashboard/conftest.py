@@ -18,7 +18,7 @@ from governance.approvals import services as approvals
 from governance.audit import services as audit
 from governance.delivery import packaging
 from governance.delivery import services as delivery
-from governance.delivery.models import Job
+from governance.delivery.models import Deployment, Job
 from governance.fairness import services as fairness
 from governance.monitoring import services as monitoring
 from governance.monitoring.models import DriftAlert
@@ -78,6 +78,23 @@ def world(
         job=delivery.start_job(actor=admin_user, project=project, kind="inspect", version=second),
     )
     secret = delivery.set_secret(actor=admin_user, project=project, name="KEY", value="v")
+    target = delivery.create_target(
+        actor=engineer, project=project, name="local", kind="local", stage="production"
+    )
+    cluster = delivery.create_target(
+        actor=engineer, project=project, name="cluster", kind="kubernetes", stage="production",
+        settings={"namespace": "ml"},
+    )  # fmt: skip
+    # Manifests as a deploy job leaves them for a cluster Quorum may not reach.
+    manifests = Deployment.objects.create(
+        target=cluster, version=second, state=Deployment.State.MANIFESTS_READY,
+        runtime={"manifests": "apiVersion: apps/v1\nkind: Deployment\n"}, deployed_by=engineer,
+    )  # fmt: skip
+    retraining = delivery.save_retraining_policy(
+        actor=engineer, model=version.model,
+        entry_point="governance.delivery.demo_pipeline:CREDIT_SCORING",
+    )  # fmt: skip
+    retrained = delivery.trigger_retraining(policy=retraining, trigger="manual", actor=engineer)
 
     reference = registry.keep_table(
         actor=admin_user,
@@ -175,6 +192,10 @@ def world(
         "scored_monitor": scored.pk,
         "scored_batch": scored_batch.pk,
         "secret": secret.name,
+        "target": target.pk,
+        "cluster": cluster.pk,
+        "manifests": manifests.pk,
+        "retraining_run": retrained.pk,
         "reference": reference.pk,
         "holdout": holdout.pk,
         "monitor": monitor.pk,

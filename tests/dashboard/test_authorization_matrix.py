@@ -239,6 +239,45 @@ ROWS: dict[str, tuple[Try, ...]] = {
         post("302 403 403 302 403 403 404 302", {"name": "REGISTRY_TOKEN", "value": "s3cret"}),
     ),
     "secret_delete": (post("302 403 403 302 403 403 404 302", name="secret"),),
+    # Profiling, deployment targets and retraining
+    "profile_version": (
+        post(
+            "302 403 403 302 403 403 404 302",
+            lambda w: {"data": f"monitor:{w.ids['scored_monitor']}"},
+        ),
+    ),
+    "deployments": (get("200 200 200 200 200 200 404 302"),),
+    "target_new": (
+        get("200 403 403 200 403 403 404 302"),
+        post(
+            "302 403 403 302 403 403 404 302", {"name": "edge", "kind": "local", "stage": "staging"}
+        ),
+    ),
+    "target": (get("200 200 200 200 200 200 404 302", pk="target"),),
+    "target_edit": (get("200 403 403 200 403 403 404 302", pk="target"),),
+    "target_deploy": (
+        post("302 403 403 302 403 403 404 302", {"version": "credit-scoring:2"}, pk="target"),
+    ),
+    "target_rollback": (post("302 403 403 302 403 403 404 302", pk="target"),),
+    "target_check": (post("302 403 403 302 403 403 404 302", pk="target"),),
+    "target_delete": (post("302 403 403 302 403 403 404 302", pk="target"),),
+    "deployment_stop": (
+        post("302 403 403 302 403 403 404 302", pk="cluster", deployment="manifests"),
+    ),
+    "deployment_manifests": (
+        get("200 200 200 200 200 200 404 302", pk="cluster", deployment="manifests"),
+    ),
+    "retraining_save": (
+        post(
+            "302 403 403 302 403 403 404 302",
+            {
+                "entry_point": "governance.delivery.demo_pipeline:CREDIT_SCORING",
+                "cooldown_minutes": "60",
+            },
+        ),
+    ),
+    "retraining_run_now": (post("302 403 403 302 403 403 404 302"),),
+    "retraining_rerun": (post("302 403 403 302 403 403 404 302", pk="retraining_run"),),
     # Monitoring and fairness
     "monitors": (
         get("200 200 200 200 200 200 404 302"),
@@ -363,6 +402,48 @@ ROWS: dict[str, tuple[Try, ...]] = {
         api("POST", "201 403 403 201 403 403 404 401", {"name": "REGISTRY_TOKEN", "value": "x"}),
     ),
     "api-secret": (api("DELETE", "204 403 403 204 403 403 404 401", name="secret"),),
+    "api-targets": (
+        api("GET", "200 200 200 200 200 200 404 401"),
+        api(
+            "POST",
+            "201 403 403 201 403 403 404 401",
+            {"name": "edge", "kind": "local", "stage": "staging"},
+        ),
+    ),
+    "api-target": (
+        api("GET", "200 200 200 200 200 200 404 401", pk="target"),
+        api("PATCH", "200 403 403 200 403 403 404 401", {"stage": "staging"}, pk="target"),
+        api("DELETE", "204 403 403 204 403 403 404 401", pk="target"),
+    ),
+    # Deploying v2, approved for production but never packaged: refused with the reason.
+    "api-target-deployments": (
+        api("GET", "200 200 200 200 200 200 404 401", pk="target"),
+        api(
+            "POST",
+            "409 403 403 409 403 403 404 401",
+            {"model": "credit-scoring", "version": 2},
+            pk="target",
+        ),
+    ),
+    "api-target-rollback": (api("POST", "409 403 403 409 403 403 404 401", pk="target"),),
+    # Only a webhook target's deployment takes callbacks; the world's cluster deployment is
+    # unknown to them, whoever asks (the signature, not a session, is the authentication).
+    "api-deployment-callback": (
+        api("POST", "404 404 404 404 404 404 404 404", {"state": "live"}, pk="manifests"),
+    ),
+    "api-retraining": (
+        api("GET", "200 200 200 200 200 200 404 401", key="model"),
+        api(
+            "PUT",
+            "200 403 403 200 403 403 404 401",
+            {"entry_point": "governance.delivery.demo_pipeline:CREDIT_SCORING"},
+            key="model",
+        ),
+    ),
+    "api-retraining-runs": (
+        api("GET", "200 200 200 200 200 200 404 401", key="model"),
+        api("POST", "409 403 403 409 403 403 404 401", key="model"),
+    ),
     "api-experiments": (api("GET", "200 200 200 200 200 200 404 401"),),
     "api-runs": (api("GET", "200 200 200 200 200 200 404 401"),),
     "api-run": (api("GET", "200 200 200 200 200 200 404 401"),),
@@ -537,13 +618,13 @@ def test_every_url_has_a_row():
 
 def test_a_new_url_without_a_row_is_named(settings):
     settings.ROOT_URLCONF = "tests.dashboard.test_authorization_matrix"
-    assert urls_without_a_row() == (["deployments (projects/<slug:slug>/deployments/)"], [])
+    assert urls_without_a_row() == (["fleet (projects/<slug:slug>/fleet/)"], [])
 
 
 # The site's URLs and one more, for the test above.
 urlpatterns = [
     *dashboard_urls.urlpatterns,
-    path("projects/<slug:slug>/deployments/", lambda request, slug: None, name="deployments"),
+    path("projects/<slug:slug>/fleet/", lambda request, slug: None, name="fleet"),
 ]
 
 
