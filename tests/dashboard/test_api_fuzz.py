@@ -64,14 +64,19 @@ IDS = {
     "drift-alerts": "alert",
     "drift-checks": "check",
     "monitors": "monitor",
+    "deployments": "manifests",
 }
 
 
 def path_parameters(world: World, path: str, names: list[str]) -> dict[str, Any]:
     values = {}
     for name in names:
-        if name == "id":
+        if name == "id" and "/targets/{id}" in path:
+            values[name] = world.ids["target"]
+        elif name == "id":
             values[name] = world.ids[IDS[path.removeprefix("/api/v1/").split("/")[0]]]
+        elif name == "key" and path.startswith("/api/v1/models/"):
+            values[name] = world.ids["model"]
         elif path.startswith("/api/v1/audit/verifications/") and name == "run_id":
             values[name] = world.ids["verification"]
         elif path.endswith("/secrets/{name}/"):
