@@ -95,7 +95,11 @@ def generate(scale: float, say: object) -> None:
     people, projects = make_people_and_projects()
     rng = random.Random(5)
     experiments = make_experiments(projects)
-    copy_runs([e.pk for e in experiments], count["runs"], rng)
+    # The trail of a year's work, older than what follows (the services append theirs now).
+    bulk_load(count["events"], projects, spread=timedelta(days=365))
+    # The data scientist made one run in twenty; the rest are made-up MLflow users'.
+    authors = ["bench-scientist", *(f"user{n}" for n in range(1, 20))]
+    copy_runs([e.pk for e in experiments], count["runs"], rng, users=authors)
     analyze("registry_run")
     versions = make_versions(projects, count["versions"])
     open_requests(people, projects, versions, count["requests"])
@@ -103,7 +107,6 @@ def generate(scale: float, say: object) -> None:
     make_bias_reports(people, projects, versions, count["reports"])
     make_jobs(people, projects, versions, count["jobs"], count["lines"])
     make_notifications(people, projects, count["notifications"])
-    bulk_load(count["events"], projects)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
         cursor.execute("CREATE TABLE bench_pages_marker (scale double precision)")
@@ -176,7 +179,8 @@ def make_versions(projects: list[object], total: int) -> dict[int, list[object]]
             ModelVersion(
                 model=model, version=v + 1, run_id=runs[v % len(runs)][0],
                 run_mlflow_id=runs[v % len(runs)][1], source=f"runs:/{runs[v % len(runs)][1]}/m",
-                status="READY", user="user1", tags={"team": "bench"},
+                status="READY", user="bench-scientist" if v % 20 == 0 else "user1",
+                tags={"team": "bench"},
                 created_at=now - timedelta(minutes=per_model - v), updated_at=now,
             )
             for model in models
@@ -469,6 +473,9 @@ def main() -> None:
     if not ready:
         generate(options.scale, say)
     else:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)  # the site as the code now wants it
         say("site already generated: reused")
 
     from django.contrib.auth import get_user_model

@@ -426,11 +426,16 @@ def fill_table(project: object, count: int) -> float:
 
 
 def copy_runs(
-    experiment_ids: list[int], count: int, rng: random.Random, keys: int = TABLE_KEYS
+    experiment_ids: list[int],
+    count: int,
+    rng: random.Random,
+    keys: int = TABLE_KEYS,
+    users: list[str] | None = None,
 ) -> list[str]:
     """`count` runs written straight into the mirror with COPY, dealt round the experiments,
-    each with `keys` metrics and params, started a minute apart (the last a minute ago).
-    Returns their MLflow ids in the order written."""
+    each with `keys` metrics and params, started a minute apart (the last a minute ago), their
+    MLflow user dealt round `users` (20 made-up ones by default). Returns their MLflow ids in
+    the order written."""
     import json
     from datetime import timedelta
 
@@ -439,6 +444,7 @@ def copy_runs(
 
     from governance.registry.models import Run
 
+    users = users or [f"user{n}" for n in range(20)]
     now = timezone.now()
     columns = [
         "mlflow_id", "experiment_id", "name", "status", "user", "start_time", "end_time",
@@ -458,7 +464,8 @@ def copy_runs(
             copy.write_row(
                 [
                     mlflow_id, experiment_ids[n % len(experiment_ids)], f"table-run-{n}",
-                    "FINISHED", f"user{n % 20}", start, start + timedelta(seconds=60), "active",
+                    "FINISHED", users[n % len(users)], start, start + timedelta(seconds=60),
+                    "active",
                     json.dumps(params), json.dumps(metrics), "{}", "", "train.py", "", now,
                 ]
             )  # fmt: skip
