@@ -441,7 +441,11 @@ def versions_in_stages(pairs: list[tuple[int, int]]) -> list[ModelVersion]:
     """The versions named by (model id, version number) pairs, in one query."""
     if not pairs:
         return []
-    wanted = Q()
-    for model_id, number in pairs:
-        wanted |= Q(model_id=model_id, version=number)
-    return list(ModelVersion.objects.filter(wanted).select_related("model__project"))
+    # The models' versions with any of the numbers, the unwanted pairs dropped here: one OR
+    # per pair costs Django and PostgreSQL more than the few extra rows (a model's aliases
+    # mostly name its newest versions).
+    wanted = set(pairs)
+    found = ModelVersion.objects.filter(
+        model_id__in={m for m, _ in wanted}, version__in={n for _, n in wanted}
+    ).select_related("model__project")
+    return [v for v in found if (v.model_id, v.version) in wanted]

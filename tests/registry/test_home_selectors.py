@@ -63,3 +63,19 @@ def test_versions_by_and_recent_runs_by_take_one_query_however_many_runs(
         runs = selectors.recent_runs_by("sam", [project.pk])
         selectors.versions_by("sam", [project.pk])
     assert len(runs) == 5
+
+
+def test_versions_in_stages_are_exactly_the_pairs_asked_for_in_one_query(
+    project, django_assert_num_queries
+):
+    a1, a2 = make_version(project, "a", 1), make_version(project, "a", 2)
+    b1, b2 = make_version(project, "b", 1), make_version(project, "b", 2)
+    make_version(project, "c", 1)
+
+    with django_assert_num_queries(1):
+        found = selectors.versions_in_stages([(a1.model_id, 2), (b1.model_id, 1)])
+        projects = {v.model.project.slug for v in found}  # read with the versions
+    assert {v.pk for v in found} == {a2.pk, b1.pk}
+    assert projects == {project.slug}
+    assert selectors.versions_in_stages([]) == []
+    assert b2.pk not in {v.pk for v in found}
