@@ -81,6 +81,8 @@ class Run(models.Model):
                 name="run_experiment_started",
             ),
             models.Index(fields=["name"], name="run_name"),
+            # An experiment's last run, on the experiments list.
+            models.Index(fields=["experiment", "start_time"], name="run_experiment_start_time"),
             # A person's newest runs, on their home page.
             models.Index(
                 F("user"), F("start_time").desc(), F("id").desc(), name="run_user_started"

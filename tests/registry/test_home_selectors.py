@@ -79,3 +79,19 @@ def test_versions_in_stages_are_exactly_the_pairs_asked_for_in_one_query(
     assert projects == {project.slug}
     assert selectors.versions_in_stages([]) == []
     assert b2.pk not in {v.pk for v in found}
+
+
+def test_experiments_of_counts_each_experiments_runs_and_its_last_start_in_one_query(
+    project, django_assert_num_queries
+):
+    busy = Experiment.objects.create(mlflow_id="1", name="busy", project=project)
+    empty = Experiment.objects.create(mlflow_id="2", name="empty", project=project)
+    runs = make_runs(busy, "sam", 4)
+    Run.objects.create(mlflow_id="scheduled", experiment=busy, status="SCHEDULED")  # no start
+    elsewhere = Experiment.objects.create(mlflow_id="3", name="elsewhere")
+    make_runs(elsewhere, "mei", 3)
+
+    with django_assert_num_queries(1):
+        found = {e.name: (e.run_count, e.last_run_at) for e in selectors.experiments_of(project)}
+    assert found == {"busy": (5, runs[0].start_time), "empty": (0, None)}
+    assert empty.pk not in {e.pk for e in selectors.experiments_of(project) if e.run_count}
