@@ -42,6 +42,7 @@ bench: install
 	$(PY) -m benches.audit
 	$(PY) -m benches.sync
 	$(PY) -m benches.gate
+	$(PY) -m benches.pages
 	$(PY) -m benches.drift
 	$(PY) -m benches.bias
 	$(PY) -m benches.delivery

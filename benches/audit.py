@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,8 +197,9 @@ def drop_unchained() -> None:
 # A million events
 
 
-def bulk_load(total: int, projects: list[object]) -> float:
-    """Grow the chain to `total` events with COPY, each hashed and linked as record() does."""
+def bulk_load(total: int, projects: list[object], spread: timedelta | None = None) -> float:
+    """Grow the chain to `total` events with COPY, each hashed and linked as record() does.
+    All at one moment (now), or with `spread`, evenly over that long up to an hour ago."""
     from django.db import connection
     from django.utils import timezone
 
@@ -209,6 +211,10 @@ def bulk_load(total: int, projects: list[object]) -> float:
     seq, previous = head.seq, head.hash
     started = time.perf_counter()
     moment = timezone.now()
+    step = timedelta(0)
+    if spread is not None:
+        step = spread / max(1, total - seq)
+        moment -= spread + timedelta(hours=1)
     at = format_time(moment)
     project_ids = [project.pk for project in projects]
     columns = list(COLUMNS)
@@ -216,6 +222,9 @@ def bulk_load(total: int, projects: list[object]) -> float:
     with connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
         while seq < total:
             seq += 1
+            if step:
+                moment += step
+                at = format_time(moment)
             actor = seq % ACTORS
             fields = {
                 "action": "membership.role_changed",

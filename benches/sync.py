@@ -413,19 +413,38 @@ def prepare_site() -> tuple[object, object]:
 def fill_table(project: object, count: int) -> float:
     """An experiment of `count` runs written straight into the mirror with COPY, each with
     TABLE_KEYS metrics and params, started a minute apart."""
-    import json
-    from datetime import timedelta
-
-    from django.db import connection
-    from django.utils import timezone
-
     from governance.registry.models import Experiment, Run
 
     started = time.perf_counter()
     experiment = Experiment.objects.create(
         mlflow_id=TABLE_EXPERIMENT, name="Bench table", project=project, linked_in_quorum=True
     )
-    rng = random.Random(11)
+    copy_runs([experiment.pk], count, random.Random(11))
+    analyze(Run._meta.db_table)
+    assert Run.objects.filter(experiment=experiment).count() == count
+    return time.perf_counter() - started
+
+
+def copy_runs(
+    experiment_ids: list[int],
+    count: int,
+    rng: random.Random,
+    keys: int = TABLE_KEYS,
+    users: list[str] | None = None,
+) -> list[str]:
+    """`count` runs written straight into the mirror with COPY, dealt round the experiments,
+    each with `keys` metrics and params, started a minute apart (the last a minute ago), their
+    MLflow user dealt round `users` (20 made-up ones by default). Returns their MLflow ids in
+    the order written."""
+    import json
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from governance.registry.models import Run
+
+    users = users or [f"user{n}" for n in range(20)]
     now = timezone.now()
     columns = [
         "mlflow_id", "experiment_id", "name", "status", "user", "start_time", "end_time",
@@ -434,22 +453,31 @@ def fill_table(project: object, count: int) -> float:
     ]  # fmt: skip
     names = ", ".join(connection.ops.quote_name(c) for c in columns)  # "user" is a keyword
     copy_sql = f"COPY {Run._meta.db_table} ({names}) FROM STDIN"
+    mlflow_ids = []
     with connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
         for n in range(count):
             start = now - timedelta(minutes=count - n)
-            metrics = {f"metric_{k:03}": rng.random() for k in range(TABLE_KEYS)}
-            params = {f"param_{k:03}": str(rng.randint(1, 1000)) for k in range(TABLE_KEYS)}
+            metrics = {f"metric_{k:03}": rng.random() for k in range(keys)}
+            params = {f"param_{k:03}": str(rng.randint(1, 1000)) for k in range(keys)}
+            mlflow_id = uuid.uuid4().hex
+            mlflow_ids.append(mlflow_id)
             copy.write_row(
                 [
-                    uuid.uuid4().hex, experiment.pk, f"table-run-{n}", "FINISHED",
-                    f"user{n % 20}", start, start + timedelta(seconds=60), "active",
+                    mlflow_id, experiment_ids[n % len(experiment_ids)], f"table-run-{n}",
+                    "FINISHED", users[n % len(users)], start, start + timedelta(seconds=60),
+                    "active",
                     json.dumps(params), json.dumps(metrics), "{}", "", "train.py", "", now,
                 ]
             )  # fmt: skip
+    return mlflow_ids
+
+
+def analyze(table: str) -> None:
+    """VACUUM ANALYZE a freshly loaded table, as autovacuum would have."""
+    from django.db import connection
+
     with connection.cursor() as cursor:
-        cursor.execute(f"VACUUM ANALYZE {Run._meta.db_table}")  # as autovacuum would have
-    assert Run.objects.filter(experiment=experiment).count() == count
-    return time.perf_counter() - started
+        cursor.execute(f"VACUUM ANALYZE {table}")
 
 
 def time_table(viewer: object, rounds: int) -> list[tuple]:

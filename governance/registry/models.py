@@ -81,6 +81,12 @@ class Run(models.Model):
                 name="run_experiment_started",
             ),
             models.Index(fields=["name"], name="run_name"),
+            # An experiment's last run, on the experiments list.
+            models.Index(fields=["experiment", "start_time"], name="run_experiment_start_time"),
+            # A person's newest runs, on their home page.
+            models.Index(
+                F("user"), F("start_time").desc(), F("id").desc(), name="run_user_started"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -194,6 +200,8 @@ class ModelVersion(models.Model):
 
     class Meta:
         ordering = ["model", "-version"]
+        # The versions a person registered, newest first, on their home page.
+        indexes = [models.Index(fields=["user", "-created_at"], name="version_user_created")]
         constraints = [
             models.UniqueConstraint(fields=["model", "version"], name="model_version_unique")
         ]

