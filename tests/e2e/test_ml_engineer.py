@@ -97,17 +97,17 @@ def test_an_ml_engineer_packages_profiles_deploys_and_rolls_back(page, demo_site
     expect(profile).to_contain_text(recommendation["cpu_request"])
 
     page.get_by_role("button", name="Deploy to local staging").click()
-    page.goto(f"/projects/credit-risk/targets/{target.pk}/")
-    live = page.locator("#live-title").locator("..")
-    expect(live).to_contain_text("credit-scoring v2", timeout=120_000)
     deployed = Deployment.objects.filter(target=target, version=credit(2))
     demo_site["worker"].wait_for(
         lambda: deployed.filter(state=Deployment.State.LIVE).exists(), timeout=120
     )
+    page.goto(f"/projects/credit-risk/targets/{target.pk}/")
+    live = page.locator("#live-title").locator("..")
+    expect(live).to_contain_text("credit-scoring v2")
     page.get_by_role("button", name="Check now").click()
     expect(live).to_contain_text("healthy")
     endpoint = live.locator("code").first.inner_text()
-    rows = demo.credit_applicants().test[demo.credit_applicants().features].head(3)
+    rows = demo.credit_applicants().test[demo.credit_applicants().features].head(3).astype(float)
     asked = urllib.request.Request(
         endpoint + "/predict", data=json.dumps({"rows": rows.to_dict("records")}).encode(),
         headers={"Content-Type": "application/json"},
