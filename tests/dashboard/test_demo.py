@@ -8,7 +8,7 @@ from governance.access.permissions import capabilities_of
 from governance.access.roles import ROLE_CAPABILITIES, Role
 from governance.approvals.models import ApprovalPolicy, ApprovalRequest
 from governance.approvals.selectors import waiting_for
-from governance.delivery.models import RetrainingPolicy
+from governance.delivery.models import RetrainingPolicy, Target
 from governance.fairness.gates import BIAS_REPORT_PASSED
 from governance.fairness.models import BiasReport
 from governance.monitoring.models import Monitor
@@ -105,6 +105,14 @@ def test_demo_trains_real_models_that_the_mirror_shows_in_the_demo_projects(db, 
     )
     assert policy.schedule.enabled
 
+    # Ready to deploy: a local target for staging, and v1 approved for it by the ML engineer.
+    target = Target.objects.get(project__slug="credit-risk")
+    assert (target.name, target.kind, target.stage) == ("local staging", "local", "staging")
+    staging = ApprovalRequest.objects.get(stage="staging")
+    assert (staging.version, staging.state) == (first, "approved")
+    assert staging.decisions.get().approver.username == "mei"
+
     call_command("load_demo")  # again: nothing is trained twice
     assert ModelVersion.objects.filter(model__name="credit-scoring").count() == 3
-    assert ApprovalRequest.objects.count() == 1
+    assert ApprovalRequest.objects.count() == 2
+    assert Target.objects.count() == 1

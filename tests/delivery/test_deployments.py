@@ -13,7 +13,7 @@ import yaml
 from governance.access.errors import NotAllowed
 from governance.approvals import services as approvals
 from governance.audit.models import AuditEvent
-from governance.delivery import deploying, kinds, runner, services
+from governance.delivery import deploying, runner, services
 from governance.delivery.errors import (
     DeploymentBusy,
     InvalidTarget,
@@ -22,7 +22,6 @@ from governance.delivery.errors import (
     NotPackaged,
     TransientJobError,
 )
-from governance.delivery.kinds import JobKind
 from governance.delivery.models import Deployment, Job, Target
 from governance.errors import Conflict
 from tests.delivery.receiver import Receiver
@@ -364,15 +363,16 @@ def test_probes_record_health_changes_audit_and_notify(
 
 
 @pytest.fixture
-def profile_kind():
-    """A stand-in for the profile job (built elsewhere): it records a recommendation as the
-    real one does."""
+def profile_kind(project, approved):
+    """The version's profile as a finished profile job leaves it: its recommended resources
+    (the job itself is tested in test_profiling.py)."""
     recommendation = {"cpu_request": "500m", "cpu_limit": "2", "memory_request": "300Mi",
                       "memory_limit": "600Mi"}  # fmt: skip
-    kinds.register(JobKind("profile", "Profile", lambda context: {
-        "recommendation": recommendation}))  # fmt: skip
-    yield recommendation
-    kinds._KINDS.pop("profile", None)
+    Job.objects.create(
+        project=project, kind="profile", version=approved, state=Job.State.SUCCEEDED,
+        result={"recommendation": recommendation},
+    )  # fmt: skip
+    return recommendation
 
 
 def _kubernetes(project, engineer, admin_user) -> Target:
@@ -387,9 +387,6 @@ def _kubernetes(project, engineer, admin_user) -> Target:
 def test_kubernetes_manifests_carry_the_recommended_resources_and_no_secret_values(
     project, engineer, admin_user, approved, profile_kind, login
 ):
-    profiled = services.start_job(actor=engineer, project=project, kind="profile",
-                                  version=approved)  # fmt: skip
-    runner.execute(profiled.pk)
     target = _kubernetes(project, engineer, admin_user)
     deployment = services.deploy(actor=engineer, target=target, version=approved)
     job = runner.execute(deployment.job_id)
