@@ -1,32 +1,31 @@
 """Rate limits where Quorum is open to guessing: API tokens that fail to authenticate and
-webhook deliveries. Counted per client address in fixed windows in the cache (Redis when
-configured), so every process of the site shares them."""
-
-import time
+webhook deliveries. Counted per client address in the cache (Redis when configured), so every
+process of the site shares them; a window opens with an address's first attempt and closes a
+window's length later."""
 
 from django.conf import settings
 from django.core.cache import cache
 
 
 def over(scope: str, address: str) -> int | None:
-    """Seconds to wait when `address` spent its allowance of `scope` in this window, else None;
+    """Seconds to wait when `address` spent its allowance of `scope` in its window, else None;
     counts nothing."""
     limit, window = settings.QUORUM_RATE_LIMITS[scope]
-    if (cache.get(_bucket(scope, address, window)) or 0) < limit:
+    if (cache.get(_key(scope, address)) or 0) < limit:
         return None
-    return max(1, int(window - time.time() % window))
+    return window
 
 
 def spend(scope: str, address: str) -> None:
     """Count one attempt of `scope` from `address`."""
     _, window = settings.QUORUM_RATE_LIMITS[scope]
-    bucket = _bucket(scope, address, window)
-    if not cache.add(bucket, 1, timeout=window + 1):
+    key = _key(scope, address)
+    if not cache.add(key, 1, timeout=window):
         try:
-            cache.incr(bucket)
-        except ValueError:  # expired between add and incr: this attempt starts the window
-            cache.add(bucket, 1, timeout=window + 1)
+            cache.incr(key)
+        except ValueError:  # the window closed between add and incr: this attempt opens one
+            cache.add(key, 1, timeout=window)
 
 
-def _bucket(scope: str, address: str, window: int) -> str:
-    return f"quorum:limit:{scope}:{address}:{int(time.time() // window)}"
+def _key(scope: str, address: str) -> str:
+    return f"quorum:limit:{scope}:{address}"
