@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -550,6 +551,11 @@ def test_a_server_of_another_deployment_is_not_taken_for_ours(settings, tmp_path
     script.write_text("import time\ntime.sleep(60)\n")
     other = subprocess.Popen([sys.executable, str(script)])  # noqa: S603 - the test's own
     try:
+        started = Path(f"/proc/{other.pid}/cmdline")
+        for _ in range(100):  # until the child runs its own command line
+            if str(script).encode() in started.read_bytes():
+                break
+            time.sleep(0.05)
         assert deploying.is_ours(other.pid, 12)
         assert not deploying.is_ours(other.pid, 1)
         assert "no server" in deploying.terminate({"pid": other.pid}, 1)

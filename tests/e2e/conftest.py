@@ -26,6 +26,14 @@ FLAGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "e2e"
 
+try:
+    from playwright.sync_api import expect
+
+    # Assertions wait as long as actions do: a loaded CI machine renders slower than a laptop.
+    expect.set_options(timeout=15_000)
+except ImportError:  # the browser tests skip, or fail when required, in `browser` below
+    pass
+
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
