@@ -10,8 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
+from django.db import connection
 
-from tests.conftest import needs
+from governance.delivery import deploying
+from governance.delivery.models import Deployment
+from tests.conftest import PASSWORD, needs
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -89,3 +93,22 @@ def page(request, browser, live_server) -> Iterator[object]:
     context.close()
     if refused and not (report is not None and report.failed):
         pytest.fail("the Content Security Policy refused:\n" + "\n".join(refused))
+
+
+@pytest.fixture
+def demo_site(request, transactional_db, live_server, mlflow_uri, settings, django_user_model):
+    """The demo as `make run` loads it, served, with a worker, and emails linking to this
+    server; every scoring server a test started is stopped at its end.
+
+    The worker starts once the demo is loaded, and takes what the demo queued: Python 3.11
+    before 3.11.8 can fail to parse code in one thread while another parses too
+    (CPython gh-106905), and loading the demo's models and the worker's first tasks both do.
+    """
+    needs("PostgreSQL", connection.vendor == "postgresql", "QUORUM_REQUIRE_SERVICES")
+    settings.QUORUM_BASE_URL = live_server.url
+    call_command("load_demo", password=PASSWORD)
+    worker = request.getfixturevalue("celery_worker")
+    people = {user.username: user for user in django_user_model.objects.all()}
+    yield {"people": people, "worker": worker, "server": live_server.url}
+    for deployment in Deployment.objects.all():
+        deploying.terminate(deployment.runtime, deployment.pk)

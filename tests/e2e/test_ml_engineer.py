@@ -9,35 +9,19 @@ import re
 import urllib.request
 
 import pytest
-from django.core.management import call_command
 from playwright.sync_api import expect
 
 from governance.approvals import services as approvals
 from governance.audit.models import AuditEvent
-from governance.delivery import deploying, services
+from governance.delivery import services
 from governance.delivery.models import Deployment, Job, RetrainingRun, Target
 from governance.monitoring import services as monitoring
 from governance.monitoring.models import DriftAlert, Monitor
 from governance.registry import demo
 from governance.registry.models import ModelVersion
-from tests.conftest import PASSWORD, needs
 from tests.e2e.test_members import log_in
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def demo_site(transactional_db, live_server, celery_worker, mlflow_uri, django_user_model):
-    """The demo as `make run` loads it, served, with a worker; every scoring server a test
-    started is stopped at its end."""
-    from django.db import connection
-
-    needs("PostgreSQL", connection.vendor == "postgresql", "QUORUM_REQUIRE_SERVICES")
-    call_command("load_demo", password=PASSWORD)
-    people = {user.username: user for user in django_user_model.objects.all()}
-    yield {"people": people, "worker": celery_worker}
-    for deployment in Deployment.objects.all():
-        deploying.terminate(deployment.runtime, deployment.pk)
 
 
 def credit(number: int) -> ModelVersion:
