@@ -85,7 +85,7 @@ def train_demo_model(folder: Path) -> None:
          {"run_name": "gbm-120-d3", "model": "gradient_boosting", "n_estimators": 120,
           "max_depth": 3, "learning_rate": 0.1}),
     ):  # fmt: skip
-        _, uri = demo._train(
+        _, uri = demo.train_run(
             experiment, credit, model, params, user="sam", script="train.py", log_model=True
         )
         uris.append(uri)

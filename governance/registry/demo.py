@@ -136,7 +136,7 @@ def _experiment(client: object, name: str, project: str, artifact_root: str) -> 
     )
 
 
-def _train(
+def train_run(
     experiment_id: str,
     data: Split,
     model: object,
@@ -226,7 +226,7 @@ def _scoring(client: object, data: Split, artifact_root: str) -> None:
     chosen: dict[str, str] = {}
     for c in (0.01, 0.1, 1.0, 10.0):
         model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500))
-        _, uri = _train(
+        _, uri = train_run(
             experiment,
             data,
             model,
@@ -249,7 +249,7 @@ def _scoring(client: object, data: Split, artifact_root: str) -> None:
                 "max_depth": depth,
                 "learning_rate": 0.1,
             }
-            _, uri = _train(
+            _, uri = train_run(
                 experiment,
                 data,
                 model,
@@ -270,7 +270,7 @@ def _scoring(client: object, data: Split, artifact_root: str) -> None:
                 "n_estimators": trees,
                 "max_depth": depth,
             }
-            _, uri = _train(
+            _, uri = train_run(
                 experiment,
                 data,
                 model,
@@ -305,7 +305,7 @@ def _feature_selection(client: object, data: Split, artifact_root: str) -> None:
                 "features": ",".join(features),
                 "n_features": size,
             }
-            _train(
+            train_run(
                 experiment,
                 data,
                 model,
@@ -326,7 +326,7 @@ def _churn(client: object, data: Split, artifact_root: str) -> None:
     uris = []
     for c in (0.1, 1.0):
         model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500))
-        _, uri = _train(
+        _, uri = train_run(
             experiment,
             data,
             model,
@@ -347,7 +347,7 @@ def _churn(client: object, data: Split, artifact_root: str) -> None:
             "n_estimators": estimators,
             "learning_rate": rate,
         }
-        _, uri = _train(
+        _, uri = train_run(
             experiment,
             data,
             model,
