@@ -1,6 +1,7 @@
 """What each person's home shows: for every role they hold, the work of that role across the
 projects where they hold it, read from the areas' selectors in a fixed number of queries."""
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -20,6 +21,8 @@ from governance.registry import selectors as registry
 
 # The roles whose work has a home section, in the order the sections appear.
 SECTIONS = (Role.PRODUCT_OWNER, Role.DATA_SCIENTIST, Role.ML_ENGINEER, Role.AUDITOR)
+# The rows of the live models tile; the rest are counted, with links to their projects.
+LIVE_MODELS_SHOWN = 8
 
 
 @dataclass
@@ -61,24 +64,36 @@ def home_of(user: AbstractBaseUser) -> list[Section]:
 
 
 def _product_owner(user: AbstractBaseUser, ids: list[int]) -> dict:
-    live = registry.live_models_in(ids)
-    alerts_by_model = monitoring.open_alerts_by_model([model.pk for model, _, _ in live])
+    live = registry.live_models_in(
+        ids, limit=LIVE_MODELS_SHOWN, first=monitoring.models_with_open_alerts()
+    )
+    alerts_by_model = monitoring.open_alerts_by_model([model.pk for model, _, _ in live.rows])
     versions = {
         (v.model_id, v.version): v
-        for v in registry.versions_in_stages([(model.pk, number) for model, _, number in live])
+        for v in registry.versions_in_stages([(model.pk, n) for model, _, n in live.rows])
     }
     verdicts = fairness.verdicts_of([v.pk for v in versions.values()])
     alert_count, alerts = monitoring.open_alerts_in(ids)
     rows = []
-    for model, stage, number in live:
+    for model, stage, number in live.rows:
         version = versions.get((model.pk, number))
         rows.append({
             "model": model, "stage": stage, "number": number, "version": version,
             "open_alerts": alerts_by_model.get(model.pk, 0),
             "bias_passed": verdicts.get(version.pk) if version else None,
         })  # fmt: skip
+    # What the tile leaves out, per project, for links to the projects' model lists.
+    shown = Counter(model.project.slug for model, _, _ in live.rows)
+    more = [
+        {"slug": slug, "name": name, "count": count - shown[slug]}
+        for slug, name, count in live.per_project
+        if count > shown[slug]
+    ]
     return {
         "live": rows,
+        "live_total": live.total,
+        "live_more": sum(project["count"] for project in more),
+        "live_more_in": more,
         "waiting": [a for a in approvals.waiting_for(user) if a.project_id in ids],
         "alert_count": alert_count,
         "alerts": alerts,

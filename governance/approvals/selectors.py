@@ -147,6 +147,15 @@ def may_decide(user: AbstractBaseUser, approval: ApprovalRequest) -> str | None:
     return None
 
 
+# The JSON a queue of requests neither shows nor needs to sort out who may decide: the
+# evidence and the runs' figures weigh more than everything else together.
+QUEUE_UNSHOWN = (
+    "evidence", "gate_results", "version__signature", "version__tags", "version__model__tags",
+    "version__model__aliases", "version__run__params", "version__run__metrics",
+    "version__run__tags",
+)  # fmt: skip
+
+
 def waiting_for(user: AbstractBaseUser) -> list[ApprovalRequest]:
     """Open requests `user` can decide on now, oldest first: their role fills a slot, they
     have not decided, and separation of duties does not bar them. Four queries."""
@@ -162,7 +171,9 @@ def waiting_for(user: AbstractBaseUser) -> list[ApprovalRequest]:
             ApprovalRequest.objects.filter(
                 state=State.OPEN, project_id__in=list(roles), expires_at__gt=timezone.now()
             )
-        ).order_by("opened_at", "id")
+        )
+        .defer(*QUEUE_UNSHOWN)
+        .order_by("opened_at", "id")
     )
     editors = _card_editors([a.version_id for a in candidates])
     return [

@@ -155,3 +155,9 @@ def open_alerts_by_model(model_ids: list[int]) -> dict[int, int]:
         .annotate(count=Count("pk"))
         .values_list("monitor__version__model_id", "count")
     )
+
+
+def models_with_open_alerts() -> QuerySet[DriftAlert]:
+    """The ids of registered models with an unresolved drift alert on a monitor of one of
+    their versions: a query to filter or sort by, not run on its own."""
+    return DriftAlert.objects.filter(UNRESOLVED).values("monitor__version__model_id")

@@ -4,15 +4,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import (
+    Case,
     Count,
     F,
     FloatField,
+    Func,
+    IntegerField,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
+    Sum,
     TextField,
     Value,
+    When,
 )
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
@@ -412,14 +417,86 @@ def datasets_of(project: Project) -> QuerySet[DatasetVersion]:
 # For the people's home pages: across the projects a person works in.
 
 
-def live_models_in(project_ids: list[int]) -> list[tuple[RegisteredModel, str, int]]:
-    """(model, stage alias, version number) for every alias of the projects' models."""
+class AliasCount(Func):
+    """How many keys a JSON object column holds (a model's aliases), in SQL."""
+
+    template = "(SELECT COUNT(*) FROM json_each(%(expressions)s))"
+    output_field = IntegerField()
+
+    def as_postgresql(
+        self, compiler: object, connection: object, **extra_context: object
+    ) -> tuple[str, list]:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="(SELECT COUNT(*) FROM jsonb_object_keys(%(expressions)s))",
+            **extra_context,
+        )
+
+
+# How a stage alias ranks in lists of live models: production first, then staging, then the
+# rest by name.
+STAGE_RANKS = {"production": 0, "staging": 1}
+
+
+def _stage_rank(alias: str) -> int:
+    return STAGE_RANKS.get(alias, len(STAGE_RANKS))
+
+
+@dataclass(frozen=True)
+class LiveModels:
+    """The first aliases of the projects' models, and how many aliases each project holds."""
+
+    rows: list[tuple[RegisteredModel, str, int]]
+    # (project slug, project name, aliases in the project), by project name.
+    per_project: list[tuple[str, str, int]]
+
+    @property
+    def total(self) -> int:
+        return sum(count for _, _, count in self.per_project)
+
+
+def live_models_in(
+    project_ids: list[int], *, limit: int = 8, first: QuerySet | None = None
+) -> LiveModels:
+    """(model, stage alias, version number) for the first `limit` aliases of the projects'
+    models, and the count of all of them per project: two queries, however many models.
+
+    Aliases sort by the models whose id `first` (a query of model ids, e.g. the models with
+    open alerts) yields, then production before staging before other aliases, then by model
+    name. Reads each row's model with its project.
+    """
     models = RegisteredModel.objects.filter(project_id__in=project_ids).exclude(aliases={})
-    return [
-        (model, alias, int(number))
-        for model in models.select_related("project").order_by("name")
-        for alias, number in sorted(model.aliases.items())
-    ]
+    # A model sorts by its best alias, so the first `limit` models hold the first `limit`
+    # aliases: each model before them holds an alias that sorts before any of theirs.
+    ahead = Value(1) if first is None else Case(When(pk__in=first, then=0), default=1)
+    best_stage = Case(
+        *(When(aliases__has_key=alias, then=rank) for alias, rank in STAGE_RANKS.items()),
+        default=len(STAGE_RANKS),
+    )
+    chosen = (
+        models.annotate(ahead=ahead, best_stage=best_stage)
+        .select_related("project")
+        .only("name", "aliases", "project__slug", "project__name")
+        .order_by("ahead", "best_stage", "name")[:limit]
+    )
+    rows = sorted(
+        (
+            (model.ahead, _stage_rank(alias), model.name, alias, model, int(number))
+            for model in chosen
+            for alias, number in model.aliases.items()
+        ),
+        key=lambda row: row[:4],
+    )
+    per_project = (
+        models.order_by("project__name")
+        .values_list("project__slug", "project__name")
+        .annotate(count=Sum(AliasCount("aliases")))
+    )
+    return LiveModels(
+        rows=[(model, alias, number) for *_, alias, model, number in rows[:limit]],
+        per_project=list(per_project),
+    )
 
 
 def recent_runs_by(username: str, project_ids: list[int], limit: int = 5) -> list[Run]:

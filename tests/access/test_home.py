@@ -1,6 +1,8 @@
 """Each person's home shows the work of every role they hold, across their projects, each tile
 linking to its page, in a number of queries that does not grow with the work."""
 
+import re
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -13,7 +15,7 @@ from governance.delivery.models import Job
 from governance.notify.kinds import Kind
 from governance.notify.services import notify
 from governance.registry.models import Experiment, Run
-from tests.factories import make_alert, make_bias_report, make_version
+from tests.factories import make_alert, make_bias_report, make_project, make_version
 
 
 def page_of(client) -> str:
@@ -150,6 +152,81 @@ def test_home_queries_do_not_grow_with_the_work(
     add_work(8)
     with django_assert_max_num_queries(len(few.captured_queries)):
         page_of(client)
+
+
+def staged_models(project, prefix: str, count: int) -> list:
+    """`count` models of the project, each with a production and a staging version."""
+    versions = []
+    for i in range(count):
+        make_version(project, f"{prefix}-{i:02}", 1)
+        version = make_version(project, f"{prefix}-{i:02}", 2)
+        version.model.aliases = {"staging": 2, "production": 1}
+        version.model.save()
+        versions.append(version)
+    return versions
+
+
+def live_rows(page: str) -> list[str]:
+    tile = page.split("Live models", 1)[1].split("</article>", 1)[0]
+    return re.findall(r'">([^<]+)</a> <span class="badge role">(\w+)<', tile)
+
+
+def test_the_live_models_tile_shows_eight_aliases_drifting_first_and_counts_the_rest(
+    login, project, owner
+):
+    versions = staged_models(project, "model", 6)
+    make_alert(versions[4], "income")
+
+    page = page_of(login(owner))
+    assert live_rows(page) == [
+        ("model-04 v1", "production"), ("model-04 v2", "staging"),
+        ("model-00 v1", "production"), ("model-01 v1", "production"),
+        ("model-02 v1", "production"), ("model-03 v1", "production"),
+        ("model-05 v1", "production"), ("model-00 v2", "staging"),
+    ]  # fmt: skip
+    assert 'Live models <span class="badge">12</span>' in page
+    more = reverse("models", args=[project.slug])
+    assert f'<a href="{more}">and 4 more</a>' in page
+
+
+def test_the_live_models_tile_links_the_rest_per_project_when_there_are_several(
+    login, project, admin_user, owner
+):
+    other = make_project(admin=admin_user, owner=owner, slug="churn", name="Churn")
+    staged_models(project, "credit", 3)
+    staged_models(other, "churn", 4)
+
+    page = page_of(login(owner))
+    assert len(live_rows(page)) == 8
+    # Production first across both projects, by name: the seven models' production
+    # versions, then churn-00's staging one.
+    assert live_rows(page)[6:] == [("credit-02 v1", "production"), ("churn-00 v2", "staging")]
+    assert "and 6 more in" in page
+    assert f'<a href="{reverse("models", args=["churn"])}">Churn</a> (3)' in page
+    assert f'<a href="{reverse("models", args=[project.slug])}">Credit risk</a> (3)' in page
+
+
+def test_the_live_models_tile_says_no_more_when_everything_fits(login, project, owner):
+    staged_models(project, "model", 4)
+    page = page_of(login(owner))
+    assert len(live_rows(page)) == 8
+    assert " more" not in page.split("Live models", 1)[1].split("</article>", 1)[0]
+
+
+def test_the_live_models_tile_takes_the_same_queries_for_three_models_and_for_thirty(
+    login, project, owner, django_assert_max_num_queries
+):
+    client = login(owner)
+    for version in staged_models(project, "few", 3):
+        make_alert(version, "income")
+    with django_assert_max_num_queries(60) as few:
+        page_of(client)
+    for version in staged_models(project, "many", 27):
+        make_alert(version, "income")
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        page = page_of(client)
+    assert len(live_rows(page)) == 8
+    assert "and 52 more" in page
 
 
 def test_the_project_overview_shows_a_timeline_of_notable_events_only(

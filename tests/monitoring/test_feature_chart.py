@@ -1,6 +1,7 @@
 """A feature's history chart: each statistic on its own row with the limit that makes it
 drift drawn across that row, and a drifted check marked on every row."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -39,3 +40,14 @@ def test_a_categorical_feature_is_judged_by_cramers_v_limit():
 
 def test_no_checks_no_chart():
     assert charts.feature_history([], "numeric", THRESHOLDS) is None
+
+
+def test_the_rows_are_laid_out_as_plotly_lays_out_three_subplots_sharing_their_x_axis():
+    from plotly.subplots import make_subplots
+
+    plotly = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    expected = plotly.to_plotly_json()["layout"]
+    drawn = charts.feature_history(points(3), "numeric", THRESHOLDS)["layout"]
+    for axis in ("xaxis", "xaxis2", "xaxis3", "yaxis", "yaxis2", "yaxis3"):
+        assert {k: drawn[axis][k] for k in expected[axis]} == expected[axis]
+    assert drawn["template"] == json.loads(plotly.to_json())["layout"]["template"]

@@ -4,7 +4,7 @@ query each however many runs and versions the projects hold (the user indexes se
 from django.utils import timezone
 
 from governance.registry import selectors
-from governance.registry.models import Experiment, Run
+from governance.registry.models import Experiment, RegisteredModel, Run
 from tests.factories import make_version
 
 
@@ -95,3 +95,32 @@ def test_experiments_of_counts_each_experiments_runs_and_its_last_start_in_one_q
         found = {e.name: (e.run_count, e.last_run_at) for e in selectors.experiments_of(project)}
     assert found == {"busy": (5, runs[0].start_time), "empty": (0, None)}
     assert empty.pk not in {e.pk for e in selectors.experiments_of(project) if e.run_count}
+
+
+def test_live_models_in_are_the_first_aliases_and_a_count_per_project_in_two_queries(
+    project, django_assert_num_queries
+):
+    for name, aliases in (("a", {"staging": 2, "shadow": 3}), ("b", {"production": 1}),
+                          ("c", {"staging": 1, "production": 2}), ("d", {})):  # fmt: skip
+        model = make_version(project, name, 1).model
+        model.aliases = aliases
+        model.save()
+    first = RegisteredModel.objects.filter(name="a").values("pk")
+
+    with django_assert_num_queries(2):
+        live = selectors.live_models_in([project.pk], limit=3, first=first)
+        slugs = {model.project.slug for model, _, _ in live.rows}  # read with the rows
+    assert [(model.name, alias, number) for model, alias, number in live.rows] == [
+        ("a", "staging", 2),
+        ("a", "shadow", 3),
+        ("b", "production", 1),
+    ]
+    assert slugs == {project.slug}
+    assert live.per_project == [(project.slug, project.name, 5)]
+    assert live.total == 5
+    unranked = selectors.live_models_in([project.pk], limit=10)
+    assert [(m.name, alias) for m, alias, _ in unranked.rows] == [
+        ("b", "production"), ("c", "production"), ("a", "staging"), ("c", "staging"),
+        ("a", "shadow"),
+    ]  # fmt: skip
+    assert selectors.live_models_in([], limit=3) == selectors.LiveModels(rows=[], per_project=[])
