@@ -7,7 +7,7 @@ UV := $(VENV)/bin/uv
 # The uv that installs from uv.lock; the lock pins the same version in the dev group.
 UV_VERSION := 0.13.9
 
-.PHONY: run install test lint format bench clean
+.PHONY: run install test lint format audit bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ lint: install
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+audit: install
+	.ci/audit
 
 bench: install
 	$(PY) -m benches.audit
