@@ -117,9 +117,13 @@ def _data_scientist(user: AbstractBaseUser, ids: list[int]) -> dict:
 
 
 def _ml_engineer(user: AbstractBaseUser, ids: list[int]) -> dict:
+    deployment_count, deployments = delivery.deployments_in(ids)
     return {
         "active_jobs": delivery.jobs_in(ids, (Job.State.QUEUED, Job.State.RUNNING)),
         "failed_jobs": delivery.jobs_in(ids, (Job.State.FAILED,)),
+        "deployment_count": deployment_count,
+        "deployments": deployments,
+        "retraining_runs": delivery.retraining_runs_in(ids),
     }
 
 

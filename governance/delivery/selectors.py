@@ -1,7 +1,7 @@
 """Reads of jobs that pages and the API share."""
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Prefetch, QuerySet, Sum
+from django.db.models import Case, Count, Prefetch, QuerySet, Sum, When
 
 from governance.access.errors import ProjectNotFound
 from governance.access.models import Project
@@ -230,6 +230,38 @@ def deploy_targets_for(version: ModelVersion) -> list[Target]:
 
 
 RUNS_SHOWN = 20
+
+
+def deployments_in(project_ids: list[int], limit: int = 8) -> tuple[int, list[Deployment]]:
+    """The deployments serving or under way in the projects, and how many there are: the
+    unhealthy first, then the ones deploying, then by target. Two queries."""
+    serving = Deployment.objects.filter(
+        target__project_id__in=project_ids,
+        state__in=(*Deployment.CURRENT, Deployment.State.DEPLOYING),
+    )
+    first = Case(
+        When(health=Deployment.Health.UNHEALTHY, then=0),
+        When(state=Deployment.State.DEPLOYING, then=1),
+        default=2,
+    )
+    shown = (
+        serving.select_related("target__project", "version__model")
+        .defer("runtime", "detail", "target__settings", "target__secrets")
+        .annotate(first=first)
+        .order_by("first", "target__project__name", "target__name", "-created_at")[:limit]
+    )
+    return serving.count(), list(shown)
+
+
+def retraining_runs_in(project_ids: list[int], limit: int = 5) -> list[RetrainingRun]:
+    """The projects' newest retraining runs, with their jobs, models and registered versions."""
+    unshown = ["cause", "inputs", "params", "data_digests", "metrics", "differences"]
+    return list(
+        RetrainingRun.objects.filter(policy__model__project_id__in=project_ids)
+        .select_related("job__project", "policy__model", "registered_version", "approval")
+        .defer(*unshown, "job__result", "job__params")
+        .order_by("-created_at", "-id")[:limit]
+    )
 
 
 def retraining_of(model: RegisteredModel) -> RetrainingPolicy | None:

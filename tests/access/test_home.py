@@ -11,7 +11,7 @@ from governance.access.roles import Role
 from governance.approvals import services as approvals
 from governance.audit import services as audit
 from governance.audit.models import VerificationRun
-from governance.delivery.models import Job
+from governance.delivery.models import Deployment, Job, RetrainingPolicy, RetrainingRun, Target
 from governance.notify.kinds import Kind
 from governance.notify.services import notify
 from governance.registry.models import Experiment, Run
@@ -106,6 +106,57 @@ def test_an_ml_engineer_sees_jobs_running_and_failed(login, project, engineer):
     assert "the scoring server did not start" in page
 
 
+def deployed(project, version, name: str, **fields) -> Deployment:
+    target = Target.objects.create(project=project, name=name, kind="webhook", stage="staging")
+    return Deployment.objects.create(target=target, version=version, **fields)
+
+
+def retrained(version, registered=None, trigger="drift") -> RetrainingRun:
+    policy, _ = RetrainingPolicy.objects.get_or_create(
+        model=version.model, project=version.model.project, entry_point="pipelines:credit"
+    )
+    job = Job.objects.create(
+        project=version.model.project, kind="retrain", version=version, state="succeeded"
+    )
+    return RetrainingRun.objects.create(
+        policy=policy, job=job, trigger=trigger, entry_point=policy.entry_point,
+        registered_version=registered,
+    )  # fmt: skip
+
+
+def test_an_ml_engineer_sees_deployments_with_their_health_unhealthy_first(
+    login, project, engineer
+):
+    version = make_version(project, "credit-scoring", 1)
+    deployed(project, version, "edge", state="live", health="healthy")
+    deployed(project, version, "batch", state="live", health="unhealthy")
+    deployed(project, version, "old", state="superseded", health="healthy")
+    failing = Deployment.objects.get(target__name="batch")
+
+    page = page_of(login(engineer))
+    tile = page.split("<h2>Deployments", 1)[1].split("</article>", 1)[0]
+    assert '<span class="badge">2</span>' in tile  # the superseded one left service
+    assert tile.index(">batch<") < tile.index(">edge<")
+    assert reverse("target", args=[project.slug, failing.target_id]) in tile
+    assert '<span class="badge bad">unhealthy</span>' in tile
+    assert '<span class="badge ok">healthy</span>' in tile
+    assert ">old<" not in tile
+
+
+def test_an_ml_engineer_sees_the_newest_retraining_runs_and_what_they_registered(
+    login, project, engineer
+):
+    version = make_version(project, "credit-scoring", 1)
+    newer = make_version(project, "credit-scoring", 2)
+    run = retrained(version, registered=newer)
+
+    page = page_of(login(engineer))
+    tile = page.split("<h2>Retraining runs", 1)[1].split("</article>", 1)[0]
+    assert reverse("job", args=[project.slug, run.job_id]) in tile
+    assert "drift alert" in tile
+    assert reverse("model_version", args=[project.slug, "credit-scoring", 2]) in tile
+
+
 def test_an_auditor_sees_trail_activity_the_last_verification_and_their_exports(
     login, project, auditor, tmp_path
 ):
@@ -143,6 +194,8 @@ def test_home_queries_do_not_grow_with_the_work(
             make_alert(version, "income")
             make_bias_report(version, passed=i % 2 == 0)
             Job.objects.create(project=project, kind="package", version=version, state="failed")
+            deployed(project, version, f"t-{role}-{i}-{n}", state="live", health="healthy")
+            retrained(version, registered=version)
             notify(recipients=[scientist], kind=Kind.MENTION, subject=f"m{i}", url="/",
                    key=f"m-{role}-{i}-{n}", project=project)  # fmt: skip
 

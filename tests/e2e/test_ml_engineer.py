@@ -108,6 +108,10 @@ def test_an_ml_engineer_packages_profiles_deploys_and_rolls_back(page, demo_site
     page.get_by_role("button", name="Check now").click()
     expect(live).to_contain_text("credit-scoring v1")
     expect(live).to_contain_text("healthy")
+    page.goto("/")  # her home shows the target serving v1 again, healthy
+    deployments = page.locator("article", has=page.get_by_role("heading", name="Deployments"))
+    expect(deployments.get_by_role("listitem")).to_have_count(1)
+    expect(deployments).to_contain_text("local staging credit-scoring v1 live healthy")
 
     trail = list(AuditEvent.objects.order_by("seq").values_list("action", flat=True))
     for action in ("job.queued", "job.succeeded", "deployment.started", "deployment.live",
@@ -148,6 +152,11 @@ def test_a_drifted_batch_retrains_the_model_into_a_version_waiting_for_release(
         page.get_by_role("heading", name=re.compile(f"credit-scoring v{newest.version}"))
     ).to_be_visible()
     expect(page.locator("main")).to_contain_text("staging")
+    page.get_by_role("button", name="Log out").click()
+    log_in(page, "mei")  # the ML engineer's home lists the run and what it registered
+    runs = page.locator("article", has=page.get_by_role("heading", name="Retraining runs"))
+    expect(runs).to_contain_text(f"credit-scoring #{run.pk} succeeded drift alert")
+    expect(runs.get_by_role("link", name=f"v{newest.version}")).to_be_visible()
 
     trail = list(AuditEvent.objects.order_by("seq").values_list("action", flat=True))
     for action in ("drift_alert.opened", "retraining.started", "retraining.registered",
