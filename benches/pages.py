@@ -3,13 +3,14 @@
     .venv/bin/python -m benches.pages [--scale 1] [--rounds 30] [--database postgres://…]
 
 It uses (and creates) a database of its own, `quorum_bench_pages` by default (or
-BENCH_PAGES_DATABASE_URL), never the site's,
-and fills it once with a generated site: 10 projects with the cast of roles as members, 100,000
-runs over 50 experiments, 10,000 model versions over 100 registered models (aliases, cards),
-open approval requests, monitors with checks, feature statistics and alerts, bias reports,
-jobs with their logs, notifications and 1,000,000 audit events forming one valid chain. A
-second run finds the site complete (a marker table records the scale it was made for) and
-starts at once; `--scale 0.1` makes (and keeps) a smaller site in a database of its own.
+BENCH_PAGES_DATABASE_URL), never the site's, and fills it once with a generated site: 10
+projects with the cast of roles as members, 100,000 runs over 50 experiments, 10,000 model
+versions over 100 registered models (aliases, cards), open approval requests, monitors with
+checks, feature statistics and alerts, bias reports, jobs with their logs, deployment targets
+with their histories, retraining runs, notifications and 1,000,000 audit events forming one
+valid chain. A second run finds the site complete (a marker table records the scale it was
+made for, and its name the generator's version) and starts at once; `--scale 0.1` makes (and
+keeps) a smaller site in a database of its own.
 
 Pages are asked in-process with Django's test `Client`, logged in per role: what is measured
 is the server's own time (URL resolution, middleware, view, queries, template) and the queries
@@ -44,6 +45,8 @@ CAST = {
     "bench-viewer": "viewer",
 }
 FEATURES = 10
+# Names the generator's version: a site made by an earlier generator is made again.
+MARKER = "bench_pages_marker_2"
 
 
 def sizes(scale: float) -> dict[str, int]:
@@ -59,6 +62,9 @@ def sizes(scale: float) -> dict[str, int]:
         "checks": of(200),  # per monitor
         "reports": of(20),  # bias reports per project
         "jobs": of(300),  # per project
+        "targets": 5,  # per project, each with a history of deployments
+        "deployments": of(40),  # per target
+        "retrainings": of(200),  # retraining runs per project, over its first ten models
         "lines": 20,  # per job
         "notifications": of(5_000),  # per person
     }
@@ -74,8 +80,9 @@ def site_ready(database: str, scale: float) -> bool:
 
     ensure_database(database)
     with psycopg.connect(database, autocommit=True) as conn:
-        found = conn.execute("SELECT to_regclass('bench_pages_marker')").fetchone()[0]
-        if found and conn.execute("SELECT scale FROM bench_pages_marker").fetchone()[0] == scale:
+        found = conn.execute(f"SELECT to_regclass('{MARKER}')").fetchone()[0]
+        made_for = f"SELECT scale FROM {MARKER}"  # noqa: S608 (a constant of this module)
+        if found and conn.execute(made_for).fetchone()[0] == scale:
             return True
     name = database.rsplit("/", 1)[1]
     server = database.rsplit("/", 1)[0] + "/postgres"
@@ -106,11 +113,13 @@ def generate(scale: float, say: object) -> None:
     make_monitors(people, projects, versions, count["monitors"], count["checks"])
     make_bias_reports(people, projects, versions, count["reports"])
     make_jobs(people, projects, versions, count["jobs"], count["lines"])
+    make_deployments(people, projects, versions, count["targets"], count["deployments"])
+    make_retraining_runs(people, projects, versions, count["retrainings"])
     make_notifications(people, projects, count["notifications"])
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
-        cursor.execute("CREATE TABLE bench_pages_marker (scale double precision)")
-        cursor.execute("INSERT INTO bench_pages_marker VALUES (%s)", [scale])
+        cursor.execute(f"CREATE TABLE {MARKER} (scale double precision)")
+        cursor.execute(f"INSERT INTO {MARKER} VALUES (%s)", [scale])  # noqa: S608
     say(f"generated the site in {time.perf_counter() - began:.0f} s (setup, not a measure)")
 
 
@@ -313,6 +322,67 @@ def make_jobs(people: dict, projects: list, versions: dict, each: int, lines: in
         )
 
 
+def make_deployments(people: dict, projects: list, versions: dict, targets: int, each: int) -> None:
+    """Targets whose history holds `each` deployments: the newest live (one target in five
+    unhealthy), the one before rolled back, the rest superseded."""
+    from django.utils import timezone
+
+    from governance.delivery.models import Deployment, Target
+
+    now = timezone.now()
+    for project in projects:
+        newest = versions[project.pk]
+        made = Target.objects.bulk_create(
+            Target(project=project, name=f"target-{t}", kind="webhook", stage="staging",
+                   settings={"url": f"https://cd.example.com/{t}"},
+                   created_by=people["ml_engineer"])
+            for t in range(targets)
+        )  # fmt: skip
+        Deployment.objects.bulk_create(
+            Deployment(
+                target=target, version=newest[(t + d) % len(newest)],
+                state="live" if d == each - 1 else "rolled_back" if d == each - 2 else "superseded",
+                health="unhealthy" if t == 0 and d == each - 1 else "healthy",
+                probed_at=now, deployed_by=people["ml_engineer"],
+                created_at=now - timedelta(hours=each - d),
+                endpoint=f"https://cd.example.com/{t}/serving",
+            )
+            for t, target in enumerate(made)
+            for d in range(each)
+        )  # fmt: skip
+
+
+def make_retraining_runs(people: dict, projects: list, versions: dict, each: int) -> None:
+    """Retraining policies on ten models per project, and `each` finished runs among them,
+    each with its job and the version it registered."""
+    from django.utils import timezone
+
+    from governance.delivery.models import Job, RetrainingPolicy, RetrainingRun
+
+    now = timezone.now()
+    for project in projects:
+        newest = versions[project.pk][:10]
+        policies = RetrainingPolicy.objects.bulk_create(
+            RetrainingPolicy(model=version.model, project=project, on_drift=True,
+                             entry_point="pipelines.credit:PIPELINE",
+                             updated_by=people["ml_engineer"])
+            for version in newest
+        )  # fmt: skip
+        jobs = Job.objects.bulk_create(
+            Job(project=project, kind="retrain", version=newest[r % len(newest)],
+                state="succeeded", progress=100, step="done", trigger="drift",
+                created_at=now - timedelta(hours=each - r), attempts=1)
+            for r in range(each)
+        )  # fmt: skip
+        RetrainingRun.objects.bulk_create(
+            RetrainingRun(policy=policies[r % len(policies)], job=job, trigger="drift",
+                          entry_point="pipelines.credit:PIPELINE", cause={"alert": r},
+                          metrics={"roc_auc": 0.8}, registered_version=newest[r % len(newest)],
+                          created_at=job.created_at)
+            for r, job in enumerate(jobs)
+        )  # fmt: skip
+
+
 def make_notifications(people: dict, projects: list, each: int) -> None:
     from django.utils import timezone
 
@@ -343,6 +413,7 @@ def pages(people: dict) -> list[tuple[str, str, str]]:
     from django.urls import reverse
 
     from governance.approvals.models import ApprovalRequest
+    from governance.delivery.models import Target
     from governance.monitoring.models import Monitor
     from governance.registry.models import Experiment, ModelVersion, Run
 
@@ -358,6 +429,7 @@ def pages(people: dict) -> list[tuple[str, str, str]]:
     model = version.model.name
     approval = ApprovalRequest.objects.filter(project__slug=slug).order_by("pk").first()
     monitor = Monitor.objects.filter(project__slug=slug).order_by("pk").first()
+    target = Target.objects.filter(project__slug=slug).order_by("pk").first()
     exp = experiment.mlflow_id
     home = [(f"home, {role.replace('_', ' ')}", role, "/") for role in people]
     return [
@@ -379,6 +451,8 @@ def pages(people: dict) -> list[tuple[str, str, str]]:
         ("monitors", "ml_engineer", reverse("monitors", args=[slug])),
         ("a monitor", "ml_engineer", reverse("monitor", args=[slug, monitor.pk])),
         ("jobs", "ml_engineer", reverse("jobs", args=[slug])),
+        ("deployments", "ml_engineer", reverse("deployments", args=[slug])),
+        ("a target", "ml_engineer", reverse("target", args=[slug, target.pk])),
         ("notifications", "ml_engineer", reverse("notifications")),
         ("API projects", "viewer", "/api/v1/projects/"),
         ("API experiments", "data_scientist", f"/api/v1/projects/{slug}/experiments/"),
