@@ -1,7 +1,7 @@
 """Reads of jobs that pages and the API share."""
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Case, Count, Prefetch, QuerySet, Sum, When
+from django.db.models import Case, Count, Prefetch, QuerySet, Subquery, Sum, When
 
 from governance.access.errors import ProjectNotFound
 from governance.access.models import Project
@@ -254,13 +254,19 @@ def deployments_in(project_ids: list[int], limit: int = 8) -> tuple[int, list[De
 
 
 def retraining_runs_in(project_ids: list[int], limit: int = 5) -> list[RetrainingRun]:
-    """The projects' newest retraining runs, with their jobs, models and registered versions."""
+    """The projects' newest retraining runs, with their jobs, models and registered versions.
+    The newest are picked first, alone, then read with what they join: one query."""
+    newest = (
+        RetrainingRun.objects.filter(policy__project_id__in=project_ids)
+        .order_by("-created_at", "-id")
+        .values("pk")[:limit]
+    )
     unshown = ["cause", "inputs", "params", "data_digests", "metrics", "differences"]
     return list(
-        RetrainingRun.objects.filter(policy__model__project_id__in=project_ids)
-        .select_related("job__project", "policy__model", "registered_version", "approval")
+        RetrainingRun.objects.filter(pk__in=Subquery(newest))
+        .select_related("job__project", "policy__model", "registered_version")
         .defer(*unshown, "job__result", "job__params")
-        .order_by("-created_at", "-id")[:limit]
+        .order_by("-created_at", "-id")
     )
 
 
