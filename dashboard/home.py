@@ -112,6 +112,7 @@ def _data_scientist(user: AbstractBaseUser, ids: list[int]) -> dict:
             {"version": v, "request": requests.get(v.pk), "bias_passed": verdicts.get(v.pk)}
             for v in versions
         ],
+        "comments": approvals.comments_for(user, registry.versions_of_person(username, ids), ids),
         "mentions": notify.mentions_for(user),
     }
 

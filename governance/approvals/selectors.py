@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from governance.access.models import Membership, Project
@@ -296,6 +296,25 @@ def gate(projects: list[int], *, model: str, version: int, stage: str) -> GateAn
         f"gate {g['label']}: {g['reason']}" for g in latest.gate_results if g["outcome"] != "pass"
     ]
     return GateAnswer(False, latest.pk, latest.state, reasons or ["waiting for the outcome"])
+
+
+def comments_for(
+    user: AbstractBaseUser, versions: QuerySet[ModelVersion], project_ids: list[int], limit: int = 5
+) -> list[Comment]:
+    """The newest comments others wrote on the person's `versions` or on the releases they
+    asked for, in the projects: for their home."""
+    version_ids = versions.values("pk")
+    return list(
+        Comment.objects.filter(project_id__in=project_ids)
+        .filter(
+            Q(version_id__in=version_ids)
+            | Q(approval__version_id__in=version_ids)
+            | Q(approval__requested_by=user)
+        )
+        .exclude(author=user)
+        .select_related("author", "project", "version__model", "approval__version__model")
+        .order_by("-created_at", "-id")[:limit]
+    )
 
 
 def latest_requests_of(version_ids: list[int]) -> dict[int, ApprovalRequest]:

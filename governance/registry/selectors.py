@@ -508,14 +508,20 @@ def recent_runs_by(username: str, project_ids: list[int], limit: int = 5) -> lis
     )
 
 
-def versions_by(username: str, project_ids: list[int], limit: int = 5) -> list[ModelVersion]:
-    """The newest model versions the person registered or whose run they made."""
+def versions_of_person(username: str, project_ids: list[int]) -> QuerySet[ModelVersion]:
+    """The model versions the person registered or whose run they made, in the projects."""
     # The runs by a subquery on their user index, not a join: a join with the OR reads every
     # run of the projects.
     theirs = Run.objects.filter(user=username).values("pk")
+    return ModelVersion.objects.filter(model__project_id__in=project_ids).filter(
+        Q(user=username) | Q(run__in=theirs)
+    )
+
+
+def versions_by(username: str, project_ids: list[int], limit: int = 5) -> list[ModelVersion]:
+    """The newest model versions the person registered or whose run they made."""
     return list(
-        ModelVersion.objects.filter(model__project_id__in=project_ids)
-        .filter(Q(user=username) | Q(run__in=theirs))
+        versions_of_person(username, project_ids)
         .select_related("model__project")
         .order_by("-created_at", "-pk")[:limit]
     )

@@ -86,6 +86,31 @@ def test_a_data_scientist_sees_their_runs_versions_with_status_and_mentions(
     assert "olivia mentioned you on v1" in page
 
 
+def test_a_data_scientist_sees_what_others_commented_on_their_versions_and_releases(
+    login, project, scientist, owner, engineer
+):
+    mine = make_version(project, "credit-scoring", 1)
+    mine.user = "sam"
+    mine.save()
+    theirs = make_version(project, "churn", 1)
+    approvals.save_policy(
+        actor=owner, project=project, stage="production", required={Role.PRODUCT_OWNER: 1}
+    )
+    release = approvals.open_request(actor=scientist, version=mine, stage="production")
+    approvals.add_comment(actor=owner, version=mine, body="Which holdout did you use?")
+    approvals.add_comment(actor=engineer, approval=release, body="Latency is fine on staging.")
+    approvals.add_comment(actor=scientist, version=mine, body="The March one.")
+    approvals.add_comment(actor=owner, version=theirs, body="Not yours to read here.")
+
+    page = page_of(login(scientist))
+    tile = page.split("Comments on your work", 1)[1].split("</article>", 1)[0]
+    assert tile.index("Latency is fine on staging.") < tile.index("Which holdout did you use?")
+    assert reverse("approval", args=[project.slug, release.pk]) in tile
+    assert reverse("model_version", args=[project.slug, "credit-scoring", 1]) in tile
+    assert "The March one." not in tile  # their own
+    assert "Not yours to read here." not in tile
+
+
 def test_an_ml_engineer_sees_jobs_running_and_failed(login, project, engineer):
     version = make_version(project, "credit-scoring", 1)
     running = Job.objects.create(
@@ -196,6 +221,7 @@ def test_home_queries_do_not_grow_with_the_work(
             Job.objects.create(project=project, kind="package", version=version, state="failed")
             deployed(project, version, f"t-{role}-{i}-{n}", state="live", health="healthy")
             retrained(version, registered=version)
+            approvals.add_comment(actor=owner, version=version, body=f"comment {i}")
             notify(recipients=[scientist], kind=Kind.MENTION, subject=f"m{i}", url="/",
                    key=f"m-{role}-{i}-{n}", project=project)  # fmt: skip
 
