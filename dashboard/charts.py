@@ -6,9 +6,11 @@ The pages carry no inline script: static/js/charts.js draws every figure it find
 import functools
 import itertools
 import json
+import math
 from collections.abc import Iterable, Mapping
 
 import plotly.graph_objects as go
+from plotly.colors import sequential
 
 LAYOUT = {
     "margin": {"l": 50, "r": 20, "t": 30, "b": 40},
@@ -18,15 +20,15 @@ LAYOUT = {
     "legend": {"orientation": "h", "y": -0.2},
     "hovermode": "x unified",
 }
+REFERENCE_COLOUR, CURRENT_COLOUR, LIMIT_COLOUR = "#8a94a6", "#2d5bd7", "#c0392b"
 
 
 def _number(value: object) -> float | None:
+    """A number Plotly.js can draw; anything else, NaN and the infinities (which JSON cannot
+    hold) are gaps, as plotly's own JSON writes them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value if isinstance(value, int | float) else None
-
-
-def _figure(figure: go.Figure) -> dict:
-    figure.update_layout(**LAYOUT)
-    return json.loads(figure.to_json())
 
 
 @functools.cache
@@ -37,9 +39,15 @@ def _template() -> dict:
 
 
 def _plain(data: list[dict], layout: dict) -> dict:
-    """A figure written as the JSON Plotly.js takes, as `_figure` would give it: building it
+    """A figure written as the JSON Plotly.js takes, as plotly would write it: building it
     with plotly.graph_objects validates every property, tens of milliseconds on a page."""
     return {"data": data, "layout": {**layout, **LAYOUT, "template": _template()}}
+
+
+def _colorscale(colours: list[str]) -> list[list]:
+    """A named scale's colours spread evenly from 0 to 1, as plotly writes a named colorscale:
+    Plotly.js knows some of the same names with other colours."""
+    return [[n / (len(colours) - 1), colour] for n, colour in enumerate(colours)]
 
 
 def _stacked_domains(rows: int, spacing: float) -> list[list[float]]:
@@ -55,20 +63,15 @@ def _stacked_domains(rows: int, spacing: float) -> list[list[float]]:
 
 def metric_histories(histories: Mapping[str, list]) -> dict | None:
     """One line per metric that has more than one step."""
-    figure = go.Figure()
-    for key, points in sorted(histories.items()):
-        if len(points) < 2:
-            continue
-        figure.add_scatter(
-            x=[step for step, _, _ in points],
-            y=[_number(value) for _, _, value in points],
-            mode="lines+markers",
-            name=key,
-        )
-    if not figure.data:
+    lines = [
+        {"type": "scatter", "x": [step for step, _, _ in points],
+         "y": [_number(value) for _, _, value in points], "mode": "lines+markers", "name": key}
+        for key, points in sorted(histories.items())
+        if len(points) >= 2
+    ]  # fmt: skip
+    if not lines:
         return None
-    figure.update_xaxes(title="step")
-    return _figure(figure)
+    return _plain(lines, {"xaxis": {"title": {"text": "step"}}})
 
 
 def metric_bars(runs: list, metric_keys: Iterable[str]) -> dict | None:
@@ -76,13 +79,12 @@ def metric_bars(runs: list, metric_keys: Iterable[str]) -> dict | None:
     keys = list(metric_keys)
     if not keys:
         return None
-    figure = go.Figure()
-    for run in runs:
-        figure.add_bar(
-            x=keys, y=[_number(run.metrics.get(key)) for key in keys], name=str(run)[:40]
-        )
-    figure.update_layout(barmode="group")
-    return _figure(figure)
+    bars = [
+        {"type": "bar", "x": keys, "y": [_number(run.metrics.get(key)) for key in keys],
+         "name": str(run)[:40]}
+        for run in runs
+    ]  # fmt: skip
+    return _plain(bars, {"barmode": "group"})
 
 
 def parallel_coordinates(runs: list, param_keys: Iterable[str], target: str) -> dict | None:
@@ -93,7 +95,7 @@ def parallel_coordinates(runs: list, param_keys: Iterable[str], target: str) -> 
     for key in param_keys:
         values = [run.params.get(key, "") for run in runs]
         try:
-            numbers = [float(value) for value in values]
+            numbers = [_number(float(value)) for value in values]
             dimensions.append({"label": key, "values": numbers})
         except ValueError:
             labels = sorted(set(values))
@@ -107,16 +109,18 @@ def parallel_coordinates(runs: list, param_keys: Iterable[str], target: str) -> 
             )
     scores = [_number(run.metrics.get(target)) for run in runs]
     dimensions.append({"label": target, "values": scores})
-    figure = go.Figure(
-        go.Parcoords(
-            line={"color": [s if s is not None else 0 for s in scores], "colorscale": "Blues",
-                  "showscale": True},
-            dimensions=dimensions[-8:],
-        )
+    drawn = _plain(
+        [{"type": "parcoords", "dimensions": dimensions[-8:],
+          "line": {"color": [s if s is not None else 0 for s in scores],
+                   "colorscale": _colorscale(sequential.Blues), "showscale": True}}],
+        {},
     )  # fmt: skip
-    figure = go.Figure(_figure(figure))
-    figure.update_layout(hovermode=False, margin={"t": 60, "l": 60, "r": 60})
-    return json.loads(figure.to_json())
+    # The axis labels sit above the plot and the colour scale right of it.
+    drawn["layout"] |= {
+        "hovermode": False,
+        "margin": {**LAYOUT["margin"], "t": 60, "l": 60, "r": 60},
+    }
+    return drawn
 
 
 def version_timeline(versions: list) -> dict | None:
@@ -124,22 +128,13 @@ def version_timeline(versions: list) -> dict | None:
     dated = [v for v in versions if v.created_at]
     if not dated:
         return None
-    figure = go.Figure(
-        go.Scatter(
-            x=[v.created_at.isoformat() for v in dated],
-            y=[v.version for v in dated],
-            mode="markers+text",
-            text=[f"v{v.version}" for v in dated],
-            textposition="top center",
-            marker={"size": 10, "color": "#2d5bd7"},
-        )
-    )
-    figure.update_yaxes(title="version", dtick=1)
-    figure.update_layout(showlegend=False, hovermode="closest")
-    return _figure(figure)
-
-
-REFERENCE_COLOUR, CURRENT_COLOUR, LIMIT_COLOUR = "#8a94a6", "#2d5bd7", "#c0392b"
+    return _plain(
+        [{"type": "scatter", "x": [v.created_at.isoformat() for v in dated],
+          "y": [v.version for v in dated], "mode": "markers+text",
+          "text": [f"v{v.version}" for v in dated], "textposition": "top center",
+          "marker": {"size": 10, "color": CURRENT_COLOUR}}],
+        {"yaxis": {"title": {"text": "version"}, "dtick": 1}, "showlegend": False},
+    )  # fmt: skip
 
 
 def feature_distribution(feature: Mapping) -> dict | None:
@@ -246,16 +241,20 @@ BIAS_RATES = [
 SMALL_GROUP = "#b0b6c3"
 
 
-def _limit_line(figure: go.Figure, y: float | None, text: str, colour: str = "#c0392b") -> None:
+def _limit_line(layout: dict, y: float | None, text: str, colour: str = LIMIT_COLOUR) -> None:
+    """A dashed line across the plot at `y` with its label above its left end, as plotly's
+    add_hline draws it."""
     if y is None:
         return
-    figure.add_hline(
-        y=y,
-        line={"dash": "dash", "color": colour, "width": 1.5},
-        annotation_text=text,
-        annotation_position="top left",
-        annotation_font={"size": 11, "color": colour},
-    )
+    across = {"xref": "x domain", "yref": "y"}
+    layout.setdefault("shapes", []).append(
+        {"type": "line", "x0": 0, "x1": 1, "y0": y, "y1": y, **across,
+         "line": {"dash": "dash", "color": colour, "width": 1.5}}
+    )  # fmt: skip
+    layout.setdefault("annotations", []).append(
+        {"text": text, "x": 0, "y": y, **across, "xanchor": "left", "yanchor": "bottom",
+         "showarrow": False, "font": {"size": 11, "color": colour}}
+    )  # fmt: skip
 
 
 def _compared(groups: list[dict], metric: str) -> list[float]:
@@ -269,16 +268,19 @@ def bias_selection_rates(groups: list[dict], policy: Mapping[str, object]) -> di
     shown = [g for g in groups if g.get("count")]
     if not shown:
         return None
-    figure = go.Figure(
-        go.Bar(
-            x=[g["label"] for g in shown],
-            y=[_number(g.get("selection_rate")) for g in shown],
-            marker={"color": [SMALL_GROUP if g.get("too_small") else "#2d5bd7" for g in shown]},
-            text=[f"n={g['count']}" for g in shown],
-            textposition="outside",
-            name="selection rate",
-        )
-    )
+    bar = {
+        "type": "bar",
+        "x": [g["label"] for g in shown],
+        "y": [_number(g.get("selection_rate")) for g in shown],
+        "marker": {"color": [SMALL_GROUP if g.get("too_small") else CURRENT_COLOUR for g in shown]},
+        "text": [f"n={g['count']}" for g in shown],
+        "textposition": "outside",
+        "name": "selection rate",
+    }
+    layout = {
+        "yaxis": {"title": {"text": "selection rate"}, "rangemode": "tozero"},
+        "showlegend": False,
+    }
     rates = _compared(groups, "selection_rate")
     if rates:
         top = max(rates)
@@ -287,13 +289,11 @@ def bias_selection_rates(groups: list[dict], policy: Mapping[str, object]) -> di
             policy.get("demographic_parity_difference_max"),
         )
         if isinstance(ratio, int | float):
-            _limit_line(figure, ratio * top, f"ratio floor: {ratio:g} of {top:.3f}")
+            _limit_line(layout, ratio * top, f"ratio floor: {ratio:g} of {top:.3f}")
         if isinstance(difference, int | float):
             text = f"difference floor: {top:.3f} less {difference:g}"
-            _limit_line(figure, top - difference, text)
-    figure.update_yaxes(title="selection rate", rangemode="tozero")
-    figure.update_layout(showlegend=False, hovermode="closest")
-    return _figure(figure)
+            _limit_line(layout, top - difference, text)
+    return _plain([bar], layout)
 
 
 def bias_group_rates(groups: list[dict], policy: Mapping[str, object]) -> dict | None:
@@ -302,30 +302,29 @@ def bias_group_rates(groups: list[dict], policy: Mapping[str, object]) -> dict |
     shown = [g for g in groups if g.get("count")]
     if not shown:
         return None
-    figure = go.Figure()
-    for metric, title in BIAS_RATES[1:]:
-        figure.add_bar(
-            x=[g["label"] for g in shown], y=[_number(g.get(metric)) for g in shown], name=title
-        )
+    labels = [g["label"] for g in shown]
+    bars = [
+        {"type": "bar", "x": labels, "y": [_number(g.get(metric)) for g in shown], "name": title}
+        for metric, title in BIAS_RATES[1:]
+    ]
+    layout = {"yaxis": {"title": {"text": "rate"}, "range": [0, 1.05]}, "barmode": "group"}
     tprs, fprs = _compared(groups, "tpr"), _compared(groups, "fpr")
     opportunity = policy.get("equal_opportunity_difference_max")
     odds = policy.get("equalized_odds_difference_max")
     odds_ratio = policy.get("equalized_odds_ratio_min")
     if tprs and isinstance(opportunity, int | float):
         _limit_line(
-            figure, max(tprs) - opportunity, f"TPR floor (equal opportunity {opportunity:g})"
+            layout, max(tprs) - opportunity, f"TPR floor (equal opportunity {opportunity:g})"
         )
     if tprs and isinstance(odds, int | float):
-        _limit_line(figure, max(tprs) - odds, f"TPR floor (equalized odds {odds:g})", "#8e44ad")
+        _limit_line(layout, max(tprs) - odds, f"TPR floor (equalized odds {odds:g})", "#8e44ad")
     if fprs and isinstance(odds, int | float):
-        _limit_line(figure, min(fprs) + odds, f"FPR ceiling (equalized odds {odds:g})", "#8e44ad")
+        _limit_line(layout, min(fprs) + odds, f"FPR ceiling (equalized odds {odds:g})", "#8e44ad")
     if tprs and isinstance(odds_ratio, int | float):
-        _limit_line(figure, odds_ratio * max(tprs), f"TPR ratio floor ({odds_ratio:g})", "#d35400")
+        _limit_line(layout, odds_ratio * max(tprs), f"TPR ratio floor ({odds_ratio:g})", "#d35400")
     if fprs and isinstance(odds_ratio, int | float):
-        _limit_line(figure, odds_ratio * max(fprs), f"FPR ratio floor ({odds_ratio:g})", "#d35400")
-    figure.update_yaxes(title="rate", range=[0, 1.05])
-    figure.update_layout(barmode="group", hovermode="closest")
-    return _figure(figure)
+        _limit_line(layout, odds_ratio * max(fprs), f"FPR ratio floor ({odds_ratio:g})", "#d35400")
+    return _plain(bars, layout)
 
 
 def quality_over_time(batches: list, reference: Mapping[str, object]) -> dict | None:
