@@ -298,6 +298,14 @@ def gate(projects: list[int], *, model: str, version: int, stage: str) -> GateAn
     return GateAnswer(False, latest.pk, latest.state, reasons or ["waiting for the outcome"])
 
 
+# What a list of comments on the homes shows.
+COMMENT_SHOWN = (
+    "body", "created_at", "author__username", "project__slug", "version__version",
+    "version__model__name", "approval__stage", "approval__version__version",
+    "approval__version__model__name",
+)  # fmt: skip
+
+
 def comments_for(
     user: AbstractBaseUser, versions: QuerySet[ModelVersion], project_ids: list[int], limit: int = 5
 ) -> list[Comment]:
@@ -313,6 +321,7 @@ def comments_for(
         )
         .exclude(author=user)
         .select_related("author", "project", "version__model", "approval__version__model")
+        .only(*COMMENT_SHOWN)
         .order_by("-created_at", "-id")[:limit]
     )
 

@@ -282,7 +282,11 @@ class RetrainingRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["policy", "-created_at"], name="retraining_recent")]
+        indexes = [
+            models.Index(fields=["policy", "-created_at"], name="retraining_recent"),
+            # The newest runs across projects, for the ML engineer's home.
+            models.Index(fields=["-created_at", "-id"], name="retraining_newest"),
+        ]
 
     def __str__(self) -> str:
         return f"retraining run {self.pk} of {self.policy.model}"

@@ -1,7 +1,7 @@
 """Reads of jobs that pages and the API share."""
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Case, Count, Prefetch, QuerySet, Subquery, Sum, When
+from django.db.models import Case, Count, Prefetch, QuerySet, Sum, When
 
 from governance.access.errors import ProjectNotFound
 from governance.access.models import Project
@@ -232,6 +232,17 @@ def deploy_targets_for(version: ModelVersion) -> list[Target]:
 RUNS_SHOWN = 20
 
 
+# What the homes' lists show of a deployment and of a retraining run.
+DEPLOYMENT_SHOWN = (
+    "state", "health", "probed_at", "target__name", "target__project__slug",
+    "target__project__name", "version__version", "version__model__name",
+)  # fmt: skip
+RETRAINING_SHOWN = (
+    "trigger", "created_at", "job__state", "job__cancel_requested", "policy__model__name",
+    "policy__project__slug", "registered_version__version",
+)  # fmt: skip
+
+
 def deployments_in(project_ids: list[int], limit: int = 8) -> tuple[int, list[Deployment]]:
     """The deployments serving or under way in the projects, and how many there are: the
     unhealthy first, then the ones deploying, then by target. Two queries."""
@@ -246,7 +257,7 @@ def deployments_in(project_ids: list[int], limit: int = 8) -> tuple[int, list[De
     )
     shown = (
         serving.select_related("target__project", "version__model")
-        .defer("runtime", "detail", "target__settings", "target__secrets")
+        .only(*DEPLOYMENT_SHOWN)
         .annotate(first=first)
         .order_by("first", "target__project__name", "target__name", "-created_at")[:limit]
     )
@@ -254,19 +265,13 @@ def deployments_in(project_ids: list[int], limit: int = 8) -> tuple[int, list[De
 
 
 def retraining_runs_in(project_ids: list[int], limit: int = 5) -> list[RetrainingRun]:
-    """The projects' newest retraining runs, with their jobs, models and registered versions.
-    The newest are picked first, alone, then read with what they join: one query."""
-    newest = (
-        RetrainingRun.objects.filter(policy__project_id__in=project_ids)
-        .order_by("-created_at", "-id")
-        .values("pk")[:limit]
-    )
-    unshown = ["cause", "inputs", "params", "data_digests", "metrics", "differences"]
+    """The projects' newest retraining runs with their jobs' states, their models' names and
+    the versions they registered: only what a list of them shows."""
     return list(
-        RetrainingRun.objects.filter(pk__in=Subquery(newest))
-        .select_related("job__project", "policy__model", "registered_version")
-        .defer(*unshown, "job__result", "job__params")
-        .order_by("-created_at", "-id")
+        RetrainingRun.objects.filter(policy__project_id__in=project_ids)
+        .select_related("job", "policy__model", "policy__project", "registered_version")
+        .only(*RETRAINING_SHOWN)
+        .order_by("-created_at", "-id")[:limit]
     )
 
 
