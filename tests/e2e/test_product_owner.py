@@ -3,9 +3,7 @@ the release waiting for her links to it; she follows it, signs in on the way, re
 and the evidence, and approves. The ML engineer approves too, MLflow's alias moves, and her home
 shows the model live in production with its health, while CI's gate now lets it ship."""
 
-import json
 import re
-import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -18,17 +16,9 @@ from governance.approvals import services as approvals
 from governance.approvals.models import ApprovalRequest
 from governance.audit.models import AuditEvent
 from tests.conftest import PASSWORD
+from tests.e2e.test_release import ask_gate
 
 pytestmark = pytest.mark.browser
-
-
-def gate(site: dict, token: str) -> dict:
-    ask = urllib.request.Request(
-        f"{site['server']}/api/v1/gate?model=credit-scoring&version=2&stage=production",
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    with urllib.request.urlopen(ask, timeout=20) as answer:
-        return json.load(answer)
 
 
 def test_a_product_owner_approves_a_release_from_the_emails_link(
@@ -44,7 +34,7 @@ def test_a_product_owner_approves_a_release_from_the_emails_link(
         expires_at=timezone.now() + timedelta(days=1),
         project=waiting.project,
     )
-    assert gate(demo_site, token)["allowed"] is False
+    assert ask_gate(demo_site["server"], token, 2)["allowed"] is False
 
     demo_site["worker"].wait_for(lambda: any(m.to == [priya.email] for m in mailoutbox))
     email = next(m for m in mailoutbox if m.to == [priya.email] and "credit-scoring" in m.subject)
@@ -74,7 +64,7 @@ def test_a_product_owner_approves_a_release_from_the_emails_link(
     expect(page.locator(".messages")).to_contain_text("Approved.")
     expect(decide).to_contain_text("Waiting for 1 ML engineer")
     expect(decide).to_contain_text("The holdout AUC and the bias report convince me.")
-    assert gate(demo_site, token)["allowed"] is False
+    assert ask_gate(demo_site["server"], token, 2)["allowed"] is False
 
     approvals.decide(actor=mei, approval=waiting, verdict="approve", comment="Load tested.")
     demo_site["worker"].wait_for(
@@ -82,7 +72,7 @@ def test_a_product_owner_approves_a_release_from_the_emails_link(
     )
     page.reload()
     expect(page.locator(".callout.ok")).to_contain_text("points at v2")
-    assert gate(demo_site, token)["allowed"] is True
+    assert ask_gate(demo_site["server"], token, 2)["allowed"] is True
 
     page.goto("/")
     live = page.locator("article", has=page.get_by_role("heading", name="Live models"))
